@@ -1,0 +1,48 @@
+"""API tokens: random, shown once, stored only as SHA-256, compared in constant time."""
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from app.errors import Forbidden, Invalid, Unauthorized
+from app.models import ApiToken
+from app.timeutil import utcnow
+
+ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
+TOKEN_PREFIX = "brisa_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(role: str, name: str = "", expires_in_days: float | None = None) -> str:
+    if role not in ROLES:
+        raise Invalid([{"field": "role", "message": f"must be one of: {', '.join(ROLES)}"}])
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    ApiToken.create(name=name, role=role, token_hash=hash_token(token), expires_at=expires_at)
+    return token
+
+
+def authenticate(header: str | None, admin_token: str | None) -> str:
+    """The role of the bearer token in an Authorization header; raises Unauthorized."""
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send 'Authorization: Bearer <token>'")
+    token = token.strip()
+    if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+        return "admin"
+    # The lookup is by hash, so timing reveals nothing about the token itself.
+    row = ApiToken.get_or_none(ApiToken.token_hash == hash_token(token))
+    if row is None or row.revoked_at is not None:
+        raise Unauthorized("unknown or revoked token")
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        raise Unauthorized("the token has expired")
+    return row.role
+
+
+def require(role: str, needed: str) -> None:
+    if ROLES.index(role) < ROLES.index(needed):
+        raise Forbidden(f"this needs the {needed} role; the token has {role}")

@@ -1,0 +1,111 @@
+"""``python -m app``: migrate, token create, deploy, trigger, dev."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from app import auth, dags, db, functions, migrations, runs
+from app.config import current
+from app.errors import BrisaError
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "dev":
+        from app import devserver
+
+        return devserver.main()
+    db.ensure_bound()
+    try:
+        with db.db.connection_context():
+            return args.handler(args)
+    except BrisaError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        for detail in exc.details or []:
+            if isinstance(detail, dict):
+                print(f"  {detail.get('field')}: {detail.get('message')}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Brisa")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("migrate", help="create or upgrade the schema").set_defaults(
+        handler=cmd_migrate
+    )
+
+    token = commands.add_parser("token", help="API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="print a new token (stored hashed)")
+    create.add_argument("--role", choices=auth.ROLES, default="viewer")
+    create.add_argument("--name", default="")
+    create.add_argument("--expires-in-days", type=float)
+    create.set_defaults(handler=cmd_token_create)
+
+    deploy = commands.add_parser(
+        "deploy", help="deploy a function (.py), a DAG (.json) or a folder"
+    )
+    deploy.add_argument("path", type=Path)
+    deploy.set_defaults(handler=cmd_deploy)
+
+    trigger = commands.add_parser("trigger", help="trigger a DAG run")
+    trigger.add_argument("dag_id")
+    trigger.add_argument("--conf", type=json.loads, help="the run's conf as JSON")
+    trigger.set_defaults(handler=cmd_trigger)
+
+    commands.add_parser("dev", help="run web, worker and clock together (make run)")
+    return parser
+
+
+def cmd_migrate(_args) -> int:
+    before, after = migrations.migrate()
+    print(f"schema at version {after}" + ("" if before == after else f" (was {before})"))
+    return 0
+
+
+def cmd_token_create(args) -> int:
+    print(auth.create_token(args.role, args.name, args.expires_in_days))
+    return 0
+
+
+def cmd_deploy(args) -> int:
+    for line in deploy_path(args.path):
+        print(line)
+    return 0
+
+
+def cmd_trigger(args) -> int:
+    run, _ = runs.trigger(args.dag_id, args.conf)
+    print(json.dumps({"run_id": run.id, "state": run.state, "url": f"/api/v1/runs/{run.id}"}))
+    return 0
+
+
+def deploy_path(path: Path) -> list[str]:
+    """Deploy a function file, a DAG spec file, or a folder of them (functions first, since
+    DAGs name them); returns one line per file."""
+    if not path.exists():
+        raise BrisaError(f"no such file or folder: {path}")
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    lines = [_deploy_function(f) for f in files if f.suffix == ".py" and not f.name.startswith("_")]
+    lines += [_deploy_dag(f) for f in files if f.suffix == ".json"]
+    return lines
+
+
+def _deploy_function(path: Path) -> str:
+    payload = {"name": path.stem, "source": path.read_text()}
+    version, created = functions.deploy(payload, current())
+    return f"function {path.stem} v{version.version}" + ("" if created else " (unchanged)")
+
+
+def _deploy_dag(path: Path) -> str:
+    try:
+        payload = json.loads(path.read_text())
+    except ValueError as exc:
+        raise BrisaError(f"{path}: malformed JSON: {exc}") from None
+    dag_id = payload.get("dag_id") if isinstance(payload, dict) else None
+    if not isinstance(dag_id, str):
+        raise BrisaError(f"{path}: a DAG spec needs a dag_id")
+    _dag, version, changed = dags.put(dag_id, payload)
+    return f"dag {dag_id} v{version.version}" + ("" if changed else " (unchanged)")

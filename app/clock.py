@@ -1,0 +1,61 @@
+"""The clock process: huey's periodic scheduler runs ``tick`` every minute.
+
+Run with ``huey_consumer app.clock.huey`` (see the Procfile). It has a queue of its own, so a
+tick never waits behind thousands of task messages. Two clocks are safe: every change the
+tick makes is a compare-and-set.
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from huey import crontab
+
+from app import dispatch, states
+from app.config import current
+from app.db import db, ensure_bound
+from app.models import TaskInstance
+from app.queue import make_huey
+from app.states import TaskState
+from app.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+huey = make_huey("brisa-clock", current())
+
+
+@huey.periodic_task(crontab(minute="*"))
+def periodic_tick() -> None:
+    ensure_bound()
+    with db.connection_context():
+        counts = tick(utcnow(), current().queued_timeout_s)
+    if any(counts.values()):
+        log.info("tick: %s", counts)
+
+
+def tick(now: datetime, queued_timeout_s: float) -> dict:
+    """One pass of the scheduler's recovery work, as of ``now``."""
+    return {
+        "requeued": requeue_lost_messages(now - timedelta(seconds=queued_timeout_s)),
+        "retries_released": release_due_retries(now),
+    }
+
+
+def requeue_lost_messages(queued_before: datetime) -> int:
+    """Tasks queued before ``queued_before`` and still unclaimed lost their message (Redis
+    flushed, a worker killed after taking it): enqueue them again. A duplicate is harmless,
+    the claim discards it."""
+    stuck = TaskInstance.select(TaskInstance.id, TaskInstance.try_number).where(
+        (TaskInstance.state == str(TaskState.QUEUED)) & (TaskInstance.queued_at < queued_before)
+    )
+    return sum(states.requeue_lost(ti.id, ti.try_number, queued_before) for ti in stuck)
+
+
+def release_due_retries(now: datetime) -> int:
+    due = TaskInstance.select(TaskInstance.id, TaskInstance.try_number).where(
+        (TaskInstance.state == str(TaskState.UP_FOR_RETRY)) & (TaskInstance.next_try_at <= now)
+    )
+    released = 0
+    for ti in due:
+        dispatch.release_retry(ti.id, ti.try_number)
+        released += 1
+    return released

@@ -1,0 +1,61 @@
+"""Schema creation and upgrades: ``python -m app migrate`` (the Procfile's release step).
+
+A fresh database gets every table from the current models and is stamped with the latest
+version. An existing one runs each step above its stamped version, in order. To change the
+schema: change the model, then append a step here (e.g. ``playhouse.migrate`` add_column)
+that brings an older database to the same shape.
+
+Safe to run twice and from two processes at once: the whole migration is one transaction
+holding a lock (a Postgres advisory lock; SQLite's BEGIN IMMEDIATE write lock).
+"""
+
+import logging
+
+from app.db import db, is_postgres
+from app.models import ALL_MODELS, SchemaVersion
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK_KEY = 0x62726973  # "bris"
+
+EXTRA_DDL = [
+    # One scheduled run per (dag, logical_date), however many clocks tick: the database says
+    # so, not only the code.
+    "CREATE UNIQUE INDEX IF NOT EXISTS dag_run_scheduled_once ON dag_run (dag_id, logical_date)"
+    " WHERE run_type IN ('scheduled', 'backfill')",
+]
+
+# (version, callable) in ascending order; each brings the schema from version-1 to version.
+STEPS: list = []
+LATEST = 1 + len(STEPS)
+
+
+def current_version() -> int | None:
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return None
+    row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
+    return row.version if row else None
+
+
+def migrate() -> tuple[int | None, int]:
+    """Create or upgrade the schema; returns (version before, version after)."""
+    with db.atomic():
+        if is_postgres():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        before = current_version()
+        if before is None:
+            _create_baseline()
+        else:
+            for version, step in STEPS:
+                if version > before:
+                    log.info("migrating schema to version %d", version)
+                    step()
+        SchemaVersion.delete().execute()
+        SchemaVersion.create(version=LATEST)
+    return before, LATEST
+
+
+def _create_baseline() -> None:
+    db.create_tables(ALL_MODELS)
+    for statement in EXTRA_DDL:
+        db.execute_sql(statement)

@@ -1,0 +1,153 @@
+"""Peewee models. Schema changes go through app/migrations.py, never create_tables alone."""
+
+import json
+
+import peewee as pw
+
+from app.db import db
+from app.timeutil import utcnow
+
+
+class JSONField(pw.TextField):
+    """JSON kept as text: the same column type on Postgres and SQLite."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = pw.IntegerField()
+
+
+class Function(BaseModel):
+    name = pw.CharField(max_length=100, unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class FunctionVersion(BaseModel):
+    """Immutable: a deploy with other source or settings makes version n+1."""
+
+    function = pw.ForeignKeyField(Function, backref="versions", on_delete="CASCADE")
+    version = pw.IntegerField()
+    source = pw.TextField()
+    sha256 = pw.CharField(max_length=64)
+    handler = pw.CharField(max_length=100)
+    runtime = pw.CharField(max_length=20)
+    timeout = pw.FloatField()
+    memory_mb = pw.IntegerField()
+    env = JSONField()
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("function", "version"), True),)
+
+
+class Dag(BaseModel):
+    dag_id = pw.CharField(max_length=100, unique=True)
+    paused = pw.BooleanField(default=False)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+class DagVersion(BaseModel):
+    """Immutable JSON spec; a run pins the version it was created from."""
+
+    dag = pw.ForeignKeyField(Dag, backref="versions", on_delete="CASCADE")
+    version = pw.IntegerField()
+    spec = JSONField()
+    sha256 = pw.CharField(max_length=64)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("dag", "version"), True),)
+
+
+class DagRun(BaseModel):
+    """A run of a DAG version, or of one function (``invoke``: dag is null)."""
+
+    dag = pw.ForeignKeyField(Dag, null=True, backref="runs", on_delete="CASCADE")
+    dag_version = pw.ForeignKeyField(DagVersion, null=True, on_delete="CASCADE")
+    function = pw.ForeignKeyField(Function, null=True, on_delete="CASCADE")
+    run_type = pw.CharField(max_length=20)  # manual | scheduled | webhook | invoke | backfill
+    logical_date = pw.DateTimeField()
+    conf = JSONField(null=True)
+    state = pw.CharField(max_length=20)
+    idempotency_key = pw.CharField(max_length=200, null=True, unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    started_at = pw.DateTimeField(null=True)
+    finished_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("dag", "id"), False), (("state",), False))
+
+
+class TaskInstance(BaseModel):
+    """One task of one run. Self-contained: the worker needs no spec to run it or its successors."""
+
+    run = pw.ForeignKeyField(DagRun, backref="task_instances", on_delete="CASCADE")
+    task_id = pw.CharField(max_length=100)
+    function_version = pw.ForeignKeyField(FunctionVersion, on_delete="CASCADE")
+    state = pw.CharField(max_length=20)
+    try_number = pw.IntegerField(default=0)  # the try running or last run; 1 on the first
+    max_tries = pw.IntegerField(default=1)
+    retry_delay = pw.FloatField(default=10)
+    timeout = pw.FloatField()
+    args = JSONField(default=dict)
+    upstream = JSONField(default=list)
+    downstream = JSONField(default=list)
+    trigger_rule = pw.CharField(max_length=40, default="all_success")
+    queued_at = pw.DateTimeField(null=True)
+    started_at = pw.DateTimeField(null=True)
+    finished_at = pw.DateTimeField(null=True)
+    next_try_at = pw.DateTimeField(null=True)
+    heartbeat_at = pw.DateTimeField(null=True)
+    worker = pw.CharField(max_length=200, null=True)
+    result = JSONField(null=True)
+    error = pw.TextField(null=True)
+
+    class Meta:
+        indexes = ((("run", "task_id"), True), (("state", "queued_at"), False))
+
+
+class TaskLog(BaseModel):
+    task_instance = pw.ForeignKeyField(TaskInstance, backref="logs", on_delete="CASCADE")
+    try_number = pw.IntegerField()
+    seq = pw.IntegerField()
+    chunk = pw.TextField()
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("task_instance", "try_number", "seq"), True),)
+
+
+class ApiToken(BaseModel):
+    """Only the SHA-256 of a token is stored; the token itself is shown once."""
+
+    name = pw.CharField(max_length=100, default="")
+    role = pw.CharField(max_length=20)
+    token_hash = pw.CharField(max_length=64, unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField(null=True)
+    revoked_at = pw.DateTimeField(null=True)
+
+
+ALL_MODELS = [
+    SchemaVersion,
+    Function,
+    FunctionVersion,
+    Dag,
+    DagVersion,
+    DagRun,
+    TaskInstance,
+    TaskLog,
+    ApiToken,
+]

@@ -1,0 +1,63 @@
+"""The huey instance the workers consume, and the messages Brisa puts on it.
+
+A message is only ``(task_instance_id, try_number)``: the database is the truth, the queue a
+wake-up call. Redis when REDIS_URL is set, else huey's SQLite storage under var/.
+
+Run a worker with ``huey_consumer app.queue.huey -n ...`` (see the Procfile).
+"""
+
+from huey import Huey
+from huey.storage import RedisStorage, SqliteStorage
+
+from app.config import Settings, current
+from app.db import db, ensure_bound
+
+QUEUE_NAME = "brisa"
+
+
+def storage_for(settings: Settings) -> tuple[type, dict]:
+    if settings.redis_url:
+        return RedisStorage, {"url": settings.redis_url}
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteStorage, {"filename": str(settings.queue_path), "timeout": 10}
+
+
+def make_huey(name: str, settings: Settings) -> Huey:
+    storage_class, storage_kwargs = storage_for(settings)
+    return Huey(name, results=False, utc=True, storage_class=storage_class, **storage_kwargs)
+
+
+def rebind(instance: Huey, settings: Settings) -> None:
+    """Point an existing huey instance (and the tasks registered on it) at another storage."""
+    instance.storage_class, instance.storage_kwargs = storage_for(settings)
+    instance.storage = instance.create_storage()
+
+
+huey = make_huey(QUEUE_NAME, current())
+
+
+@huey.task()
+def run_task_instance(ti_id: int, try_number: int) -> None:
+    from app import worker
+
+    ensure_bound()
+    worker.run_try(ti_id, try_number)
+
+
+@huey.task()
+def release_retry(ti_id: int, try_number: int) -> None:
+    from app import dispatch
+
+    ensure_bound()
+    with db.connection_context():
+        dispatch.release_retry(ti_id, try_number)
+
+
+def enqueue_task(ti_id: int, try_number: int) -> None:
+    run_task_instance(ti_id, try_number)
+
+
+def schedule_retry(ti_id: int, try_number: int, eta) -> None:
+    """Release the retry at its time (huey's scheduler, within a second); the clock's tick is
+    the safety net if this message is lost."""
+    release_retry.schedule((ti_id, try_number), eta=eta)

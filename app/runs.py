@@ -1,0 +1,202 @@
+"""Creating runs (trigger, invoke), reading them, cancelling them, clearing tasks."""
+
+import time
+from datetime import UTC, datetime
+
+import peewee
+
+from app import dags, dispatch, functions, states
+from app.db import db
+from app.errors import Conflict, Invalid, NotFound
+from app.models import Dag, DagRun, DagVersion, FunctionVersion, TaskInstance, TaskLog
+from app.states import RunState, TaskState
+from app.timeutil import utcnow
+
+INVOKE_POLL_S = 0.01
+
+
+def trigger(dag_id: str, conf=None, run_type: str = "manual", logical_date=None, key=None):
+    """Create a run of the DAG's current version, pinned to the function versions it resolves
+    now, and queue its first tasks after the commit. ``key`` is an idempotency key: a second
+    trigger with the same key returns the first run."""
+    dag = dags.get(dag_id)
+    version = dags.current_version(dag)
+    tasks = version.spec["tasks"]
+    pinned = {t["task_id"]: _resolve(t, i) for i, t in enumerate(tasks)}
+    try:
+        with db.atomic():
+            run = _create_run(dag, version, None, run_type, logical_date, conf, key)
+            tis = [_create_task_instance(run, t, pinned[t["task_id"]], version.spec) for t in tasks]
+            dispatch.start_run(run.id, tis)
+    except peewee.IntegrityError:
+        existing = DagRun.get_or_none(DagRun.idempotency_key == key) if key else None
+        if existing is None:
+            raise Conflict(f"DAG {dag_id!r} already has a run for {logical_date}") from None
+        return existing, False
+    return get(run.id), True
+
+
+def _resolve(task: dict, index: int) -> FunctionVersion:
+    try:
+        return functions.resolve(task["function"], task.get("version"))
+    except NotFound as exc:
+        raise Invalid([{"field": f"tasks[{index}].function", "message": exc.message}]) from None
+
+
+def invoke(name: str, event) -> DagRun:
+    """Run one function now as a one-task run; ``event`` becomes the run's conf."""
+    version = functions.resolve(name, None)
+    task = {"task_id": name, "function": name, "upstream": [], "args": {}}
+    with db.atomic():
+        run = _create_run(None, None, version.function, "invoke", None, event, None)
+        ti = _create_task_instance(run, task, version, {"tasks": [task]})
+        dispatch.start_run(run.id, [ti])
+    return get(run.id)
+
+
+def _create_run(dag, version, function, run_type, logical_date, conf, key) -> DagRun:
+    now = utcnow()
+    return DagRun.create(
+        dag=dag,
+        dag_version=version,
+        function=function,
+        run_type=run_type,
+        logical_date=logical_date or now,
+        conf=conf,
+        state=str(RunState.QUEUED),
+        idempotency_key=key,
+        created_at=now,
+    )
+
+
+def _create_task_instance(run, task: dict, version: FunctionVersion, spec: dict):
+    downstream = [t["task_id"] for t in spec["tasks"] if task["task_id"] in t.get("upstream", [])]
+    return TaskInstance.create(
+        run=run,
+        task_id=task["task_id"],
+        function_version=version,
+        state=str(TaskState.NONE),
+        max_tries=task.get("retries", 0) + 1,
+        retry_delay=task.get("retry_delay", 10),
+        timeout=task.get("timeout") or version.timeout,
+        args=task.get("args") or {},
+        upstream=list(task.get("upstream", [])),
+        downstream=downstream,
+        trigger_rule=task.get("trigger_rule", "all_success"),
+    )
+
+
+def wait_until_finished(run_id: int, seconds: float) -> DagRun:
+    """Poll the run until it is finished or ``seconds`` pass; returns it either way."""
+    deadline = time.monotonic() + seconds
+    while True:
+        run = get(run_id)
+        if run.state in states.RUN_FINISHED or time.monotonic() >= deadline:
+            return run
+        time.sleep(INVOKE_POLL_S)
+
+
+def get(run_id: int) -> DagRun:
+    run = DagRun.get_or_none(DagRun.id == run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id}")
+    return run
+
+
+def task_instances(run: DagRun) -> list[TaskInstance]:
+    query = (
+        TaskInstance.select(TaskInstance, FunctionVersion)
+        .join(FunctionVersion)
+        .where(TaskInstance.run == run)
+        .order_by(TaskInstance.id)
+    )
+    return list(query)
+
+
+def task_instance(run_id: int, task_id: str) -> TaskInstance:
+    ti = TaskInstance.get_or_none((TaskInstance.run == run_id) & (TaskInstance.task_id == task_id))
+    if ti is None:
+        raise NotFound(f"run {run_id} has no task {task_id!r}")
+    return ti
+
+
+def list_for_dag(dag: Dag, state=None, limit: int = 25, before_id: int | None = None):
+    query = DagRun.select().where(DagRun.dag == dag)
+    if state:
+        query = query.where(DagRun.state == state)
+    if before_id:
+        query = query.where(DagRun.id < before_id)
+    return list(query.order_by(DagRun.id.desc()).limit(limit))
+
+
+def logs(ti: TaskInstance, try_number: int, offset: int) -> tuple[str, int]:
+    """The log of one try from chunk ``offset`` on; returns (text, next offset) to tail it."""
+    chunks = list(
+        TaskLog.select(TaskLog.seq, TaskLog.chunk)
+        .where(
+            (TaskLog.task_instance == ti)
+            & (TaskLog.try_number == try_number)
+            & (TaskLog.seq >= offset)
+        )
+        .order_by(TaskLog.seq)
+    )
+    next_offset = chunks[-1].seq + 1 if chunks else offset
+    return "".join(c.chunk for c in chunks), next_offset
+
+
+def cancel(run_id: int) -> DagRun:
+    run = get(run_id)
+    if not states.cancel_run(run.id):
+        raise Conflict(
+            f"run {run_id} is {get(run_id).state}; only a queued or running run can be cancelled"
+        )
+    return get(run_id)
+
+
+def clear(run_id: int, task_id: str, downstream: bool) -> list[str]:
+    """Rerun a finished task (and, with ``downstream``, everything after it)."""
+    ti = task_instance(run_id, task_id)
+    if ti.state not in states.TASK_FINISHED:
+        raise Conflict(f"task {task_id!r} is {ti.state}; only a finished task can be cleared")
+    task_ids = [task_id] + (_all_downstream(run_id, task_id) if downstream else [])
+    with db.atomic():
+        states.clear_tasks(run_id, task_ids)
+        states.reopen_run(run_id)
+        dispatch.evaluate(run_id, task_ids)
+    return task_ids
+
+
+def _all_downstream(run_id: int, task_id: str) -> list[str]:
+    graph = {
+        row.task_id: row.downstream
+        for row in TaskInstance.select(TaskInstance.task_id, TaskInstance.downstream).where(
+            TaskInstance.run == run_id
+        )
+    }
+    seen, pending = [], list(graph[task_id])
+    while pending:
+        current = pending.pop(0)
+        if current not in seen:
+            seen.append(current)
+            pending.extend(graph[current])
+    return seen
+
+
+def dag_version_of(run: DagRun) -> DagVersion | None:
+    return (
+        DagVersion.get_or_none(DagVersion.id == run.dag_version_id) if run.dag_version_id else None
+    )
+
+
+def parse_logical_date(value) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(
+            [{"field": "logical_date", "message": "must be an ISO-8601 date-time"}]
+        ) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed

@@ -1,0 +1,165 @@
+"""Run one function call in a child process: forked warm from a fork server, killed at its
+wall-clock timeout, its output streamed back as it is written.
+
+The fork server is a clean single-threaded process that has already imported
+``app.sandbox_child``; forking from it (not from a threaded worker) costs a few milliseconds
+and never copies a lock held by another thread.
+"""
+
+import codecs
+import io
+import json
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
+from multiprocessing.context import ForkServerProcess, set_spawning_popen
+
+from app import sandbox_child
+
+forkserver.set_forkserver_preload(["app.sandbox_child"])
+
+TICK_S = 0.25  # how often the observer is asked whether to go on (flush logs, heartbeat)
+DRAIN_S = 0.5  # after the outcome, how long to wait for the rest of the output
+
+
+class _WarmPopen(popen_forkserver.Popen):
+    """The stdlib's forkserver Popen, less one step: the child does not re-import the
+    parent's ``__main__`` (huey_consumer, gunicorn, pytest); it needs only the modules the
+    fork server preloaded. The body is ``popen_forkserver.Popen._launch`` otherwise."""
+
+    def _launch(self, process_obj):
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_name", None)
+        prep_data.pop("init_main_from_path", None)
+        buf = io.BytesIO()
+        set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        _parent_w = os.dup(w)
+        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _WarmProcess(ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj):
+        return _WarmPopen(process_obj)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    result: object = None
+    error: str | None = None
+
+
+class Observer:
+    """What the caller hears while the child runs. ``tick`` returning False kills the child."""
+
+    def output(self, text: str) -> None:
+        pass
+
+    def tick(self) -> bool:
+        return True
+
+
+def run(job: dict, timeout: float, observer: Observer | None = None) -> Outcome:
+    """Run ``job`` (see sandbox_child.main) and return its outcome; never raises for what the
+    function does: a crash, a hang, a kill or bad output all come back as a failed Outcome."""
+    observer = observer or Observer()
+    output_here, output_there = socket.socketpair()
+    outcome_here, outcome_there = multiprocessing.Pipe(duplex=False)
+    process = _WarmProcess(target=sandbox_child.main, args=(job, output_there, outcome_there))
+    try:
+        process.start()
+        output_there.close()
+        outcome_there.close()
+        return _supervise(process, output_here, outcome_here, timeout, observer)
+    finally:
+        _kill_group(process)
+        for handle in (output_here, outcome_here, output_there, outcome_there):
+            handle.close()
+        if process.pid is not None:
+            process.join(5)
+
+
+def _supervise(process, output, outcome_pipe, timeout, observer) -> Outcome:
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    deadline = time.monotonic() + timeout
+    next_tick = time.monotonic() + TICK_S
+    outcome = None
+    waiting = [output, outcome_pipe]
+    while outcome is None:
+        now = time.monotonic()
+        if now >= deadline:
+            return Outcome(False, error=f"timed out after {timeout:g}s and was killed")
+        if now >= next_tick:
+            next_tick = now + TICK_S
+            if not observer.tick():
+                return Outcome(False, error="stopped: the try is no longer running")
+        ready = multiprocessing.connection.wait(waiting, timeout=min(deadline, next_tick) - now)
+        if output in ready and not _read_output(output, decoder, observer):
+            waiting.remove(output)
+        if outcome_pipe in ready:
+            outcome = _receive(outcome_pipe, process)
+    _drain(output if output in waiting else None, decoder, observer)
+    return outcome
+
+
+def _read_output(output, decoder, observer) -> bool:
+    data = output.recv(65536)
+    if data:
+        observer.output(decoder.decode(data))
+    return bool(data)
+
+
+def _drain(output, decoder, observer) -> None:
+    """Read what the child printed before its outcome arrived, up to EOF or DRAIN_S."""
+    until = time.monotonic() + DRAIN_S
+    while output is not None and time.monotonic() < until:
+        if not multiprocessing.connection.wait([output], timeout=until - time.monotonic()):
+            break
+        if not _read_output(output, decoder, observer):
+            break
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        observer.output(tail)
+
+
+def _receive(outcome_pipe, process) -> Outcome:
+    try:
+        kind, payload = outcome_pipe.recv()
+    except (EOFError, OSError):
+        process.join(1)
+        return Outcome(False, error=_death(process.exitcode))
+    if kind == "ok":
+        return Outcome(True, result=json.loads(payload))
+    return Outcome(False, error=payload)
+
+
+def _death(exitcode) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"the function's process was killed by {signal.Signals(-exitcode).name}"
+    return f"the function's process exited with code {exitcode} before returning"
+
+
+def _kill_group(process) -> None:
+    """Kill the child and anything it started in its process group."""
+    if process.pid is None:
+        return
+    for kill in (lambda: os.killpg(process.pid, signal.SIGKILL), process.kill):
+        try:
+            kill()
+        except (ProcessLookupError, PermissionError, ValueError):
+            pass

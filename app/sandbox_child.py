@@ -1,0 +1,99 @@
+"""The child side of a try: runs one function in a process of its own.
+
+Imported by the fork server before any try (the warm part of "forked warm"), so it imports
+only the standard library. Everything it prints, to file descriptors 1 and 2 (the function's
+prints, its logging, its subprocesses, a traceback), goes down one socket to the worker; the
+outcome goes down a separate pipe as ``("ok", json_text)`` or ``("error", one_line)``.
+"""
+
+import json
+import linecache
+import logging
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import traceback
+from types import SimpleNamespace
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def main(job: dict, output, outcome) -> None:
+    os.setsid()  # its own process group: the worker kills the whole group at the end
+    _redirect_output(output)
+    workdir = tempfile.mkdtemp(prefix="brisa-try-")
+    try:
+        _confine(job, workdir)
+        outcome.send(_run(job))
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        shutil.rmtree(workdir, ignore_errors=True)
+        os._exit(0)
+
+
+def _redirect_output(output) -> None:
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(output.fileno(), 1)
+    os.dup2(output.fileno(), 2)
+    output.close()
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
+
+
+def _confine(job: dict, workdir: str) -> None:
+    """An environment holding none of Brisa's settings, a scratch directory, a memory cap."""
+    os.environ.clear()
+    os.environ.update({"PATH": SAFE_PATH, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
+    os.environ.update(job.get("env") or {})
+    os.chdir(workdir)
+    limit = job["memory_mb"] * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    root = logging.getLogger()
+    root.handlers = [logging.StreamHandler(sys.stderr)]
+    root.handlers[0].setFormatter(logging.Formatter(LOG_FORMAT))
+    root.setLevel(logging.INFO)
+
+
+def load_handler(source: str, handler: str, filename: str):
+    """Execute the function's module and return its handler (raises on any problem)."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"__name__": "brisa_function", "__file__": filename}
+    exec(compile(source, filename, "exec"), namespace)
+    if handler not in namespace:
+        raise LookupError(f"the module defines no {handler!r}")
+    if not callable(namespace[handler]):
+        raise TypeError(f"{handler!r} is not callable")
+    return namespace[handler]
+
+
+def _run(job: dict) -> tuple[str, str]:
+    try:
+        handler = load_handler(job["source"], job["handler"], job["filename"])
+        if job.get("check_only"):
+            return ("ok", "null")
+        context = SimpleNamespace(
+            **job["context"],
+            log=logging.getLogger(f"brisa.task.{job['context'].get('task_id', 'function')}"),
+            secrets={},
+        )
+        result = json.dumps(handler(job["event"], context))
+    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt fail the try too
+        traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)  # from user code on
+        return ("error", _one_line(exc))
+    if len(result) > job["result_cap_bytes"]:
+        return (
+            "error",
+            f"result is {len(result)} bytes, over the cap of {job['result_cap_bytes']}",
+        )
+    return ("ok", result)
+
+
+def _one_line(exc: BaseException) -> str:
+    message = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+    return text[:500]

@@ -1,0 +1,212 @@
+"""Every state transition of runs and task instances, in one place.
+
+Each transition is one compare-and-set UPDATE: it names the states it may leave (and, for a
+task, the try it concerns), so two processes racing for the same change cannot both win, and
+a stale actor (a duplicated message, a worker whose try was cancelled) changes nothing.
+Nothing outside this module writes a ``state`` column. Messages are enqueued only after the
+commit that made their task ``queued`` (``db.after_commit``).
+"""
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from app import queue
+from app.db import db
+from app.models import DagRun, TaskInstance
+from app.timeutil import utcnow
+
+
+class TaskState(StrEnum):
+    NONE = "none"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    UP_FOR_RETRY = "up_for_retry"
+    UPSTREAM_FAILED = "upstream_failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class RunState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+T, R = TaskState, RunState
+TASK_FINISHED = frozenset({T.SUCCESS, T.FAILED, T.UPSTREAM_FAILED, T.SKIPPED, T.CANCELLED})
+TASK_UNFINISHED = frozenset(set(T) - TASK_FINISHED)
+RUN_FINISHED = frozenset({R.SUCCESS, R.FAILED, R.CANCELLED})
+
+TASK_TRANSITIONS = frozenset(
+    {
+        (T.NONE, T.QUEUED),
+        (T.UP_FOR_RETRY, T.QUEUED),
+        (T.QUEUED, T.RUNNING),
+        (T.RUNNING, T.SUCCESS),
+        (T.RUNNING, T.FAILED),
+        (T.RUNNING, T.UP_FOR_RETRY),
+        (T.NONE, T.UPSTREAM_FAILED),
+        (T.NONE, T.SKIPPED),
+    }
+    | {(state, T.CANCELLED) for state in TASK_UNFINISHED}
+    | {(state, T.NONE) for state in TASK_FINISHED}  # clear
+)
+RUN_TRANSITIONS = frozenset(
+    {
+        (R.QUEUED, R.RUNNING),
+        (R.RUNNING, R.SUCCESS),
+        (R.RUNNING, R.FAILED),
+        (R.QUEUED, R.CANCELLED),
+        (R.RUNNING, R.CANCELLED),
+    }
+    | {(state, R.RUNNING) for state in RUN_FINISHED}  # clear
+)
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def _check(table, sources, target) -> list[str]:
+    sources = list(sources)
+    for source in sources:
+        if (source, target) not in table:
+            raise IllegalTransition(f"{source} -> {target} is not a transition")
+    return [str(s) for s in sources]
+
+
+def _move_tasks(where, sources, target, **fields) -> int:
+    """Move the matching task instances from ``sources`` to ``target``; returns the count."""
+    states = _check(TASK_TRANSITIONS, sources, target)
+    query = TaskInstance.update(state=str(target), **fields)
+    return query.where(where & TaskInstance.state.in_(states)).execute()
+
+
+def _move_run(run_id: int, sources, target, **fields) -> bool:
+    states = _check(RUN_TRANSITIONS, sources, target)
+    query = DagRun.update(state=str(target), **fields)
+    return query.where((DagRun.id == run_id) & DagRun.state.in_(states)).execute() == 1
+
+
+def _this_try(ti_id: int, try_number: int):
+    return (TaskInstance.id == ti_id) & (TaskInstance.try_number == try_number)
+
+
+# Task instances -------------------------------------------------------------------------
+
+
+def queue_task(ti: TaskInstance) -> bool:
+    """none/up_for_retry -> queued, starting try ``ti.try_number + 1``; enqueued after commit."""
+    next_try = ti.try_number + 1
+    moved = _move_tasks(
+        _this_try(ti.id, ti.try_number),
+        [T.NONE, T.UP_FOR_RETRY],
+        T.QUEUED,
+        try_number=next_try,
+        queued_at=utcnow(),
+        next_try_at=None,
+    )
+    if moved:
+        db.after_commit(lambda: queue.enqueue_task(ti.id, next_try))
+    return bool(moved)
+
+
+def requeue_lost(ti_id: int, try_number: int, queued_before: datetime) -> bool:
+    """Enqueue again a try left queued and unclaimed since before ``queued_before``."""
+    moved = (
+        TaskInstance.update(queued_at=utcnow())
+        .where(
+            _this_try(ti_id, try_number)
+            & (TaskInstance.state == str(T.QUEUED))
+            & (TaskInstance.queued_at < queued_before)
+        )
+        .execute()
+    )
+    if moved:
+        db.after_commit(lambda: queue.enqueue_task(ti_id, try_number))
+    return bool(moved)
+
+
+def claim(ti_id: int, try_number: int, worker: str) -> bool:
+    """queued -> running for exactly this try; False means drop the message."""
+    now = utcnow()
+    fields = dict(started_at=now, heartbeat_at=now, worker=worker, result=None, error=None)
+    return _move_tasks(_this_try(ti_id, try_number), [T.QUEUED], T.RUNNING, **fields) == 1
+
+
+def heartbeat(ti_id: int, try_number: int) -> bool:
+    """Refresh a running try's heartbeat; False when the try is no longer running."""
+    query = TaskInstance.update(heartbeat_at=utcnow()).where(
+        _this_try(ti_id, try_number) & (TaskInstance.state == str(T.RUNNING))
+    )
+    return query.execute() == 1
+
+
+def succeed(ti_id: int, try_number: int, result) -> bool:
+    now = utcnow()
+    return (
+        _move_tasks(
+            _this_try(ti_id, try_number), [T.RUNNING], T.SUCCESS, result=result, finished_at=now
+        )
+        == 1
+    )
+
+
+def fail(ti_id: int, try_number: int, max_tries: int, error: str, retry_delay: float) -> str | None:
+    """running -> up_for_retry while tries remain, else failed; returns the state reached."""
+    now = utcnow()
+    if try_number < max_tries:
+        next_try_at = now + timedelta(seconds=retry_delay)
+        fields = dict(error=error, finished_at=now, next_try_at=next_try_at)
+        if _move_tasks(_this_try(ti_id, try_number), [T.RUNNING], T.UP_FOR_RETRY, **fields):
+            db.after_commit(lambda: queue.schedule_retry(ti_id, try_number, next_try_at))
+            return T.UP_FOR_RETRY
+        return None
+    moved = _move_tasks(
+        _this_try(ti_id, try_number), [T.RUNNING], T.FAILED, error=error, finished_at=now
+    )
+    return T.FAILED if moved else None
+
+
+def mark_not_run(ti: TaskInstance, target: TaskState) -> bool:
+    """none -> upstream_failed | skipped, decided by the task's trigger rule."""
+    now = utcnow()
+    where = _this_try(ti.id, ti.try_number)
+    return _move_tasks(where, [T.NONE], target, finished_at=now) == 1
+
+
+def clear_tasks(run_id: int, task_ids) -> int:
+    """Finished task instances -> none, so they run again (their try_number grows)."""
+    where = (TaskInstance.run == run_id) & TaskInstance.task_id.in_(list(task_ids))
+    fields = dict(result=None, error=None, started_at=None, finished_at=None, worker=None)
+    return _move_tasks(where, TASK_FINISHED, T.NONE, **fields)
+
+
+# Runs -----------------------------------------------------------------------------------
+
+
+def start_run(run_id: int) -> bool:
+    return _move_run(run_id, [R.QUEUED], R.RUNNING, started_at=utcnow())
+
+
+def finish_run(run_id: int, target: RunState) -> bool:
+    return _move_run(run_id, [R.RUNNING], target, finished_at=utcnow())
+
+
+def reopen_run(run_id: int) -> bool:
+    """A finished run -> running again, after some of its tasks were cleared."""
+    return _move_run(run_id, RUN_FINISHED, R.RUNNING, finished_at=None)
+
+
+def cancel_run(run_id: int) -> bool:
+    """Cancel a run and every task instance not finished; running tries are killed by their
+    worker, whose heartbeat finds the try no longer running."""
+    with db.atomic():
+        if not _move_run(run_id, [R.QUEUED, R.RUNNING], R.CANCELLED, finished_at=utcnow()):
+            return False
+        _move_tasks(TaskInstance.run == run_id, TASK_UNFINISHED, T.CANCELLED, finished_at=utcnow())
+    return True

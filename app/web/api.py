@@ -1,0 +1,244 @@
+"""The REST API under /api/v1: parse the request, call the core, render JSON."""
+
+import json
+from functools import wraps
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from app import auth, dags, functions, runs
+from app.errors import BadRequest, Invalid, UnsupportedMediaType
+from app.models import DagRun, FunctionVersion
+from app.states import RUN_FINISHED
+from app.web import serialize
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_WAIT_S = 60
+MAX_PAGE = 100
+
+
+@api.before_request
+def authenticate():
+    settings = current_app.config["BRISA"]
+    g.role = auth.authenticate(request.headers.get("Authorization"), settings.admin_token)
+
+
+def needs(role: str):
+    def decorate(view):
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            auth.require(g.role, role)
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def json_body(optional: bool = False):
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if optional:
+            return None
+        raise BadRequest("a JSON body is required")
+    if not request.is_json:
+        raise UnsupportedMediaType("send the body as Content-Type: application/json")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+
+
+def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise Invalid([{"field": name, "message": f"must be a whole number from {low} to {high}"}])
+    return int(value)
+
+
+def float_arg(name: str, high: float) -> float | None:
+    value = request.args.get(name)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= high:
+        raise Invalid([{"field": name, "message": f"must be a number of seconds from 0 to {high}"}])
+    return number
+
+
+# Functions ------------------------------------------------------------------------------
+
+
+@api.post("/functions")
+@needs("admin")
+def deploy_function():
+    version, created = functions.deploy(json_body(), current_app.config["BRISA"])
+    return jsonify(serialize.function_version(version)), 201 if created else 200
+
+
+@api.get("/functions")
+@needs("viewer")
+def list_functions():
+    rows = FunctionVersion.select().order_by(FunctionVersion.version.desc())
+    latest = {}
+    for version in rows:
+        latest.setdefault(version.function_id, version)
+    items = sorted(latest.values(), key=lambda v: v.function.name)
+    return jsonify({"functions": [serialize.function_version(v) for v in items]})
+
+
+@api.get("/functions/<name>")
+@needs("viewer")
+def get_function(name):
+    fn = functions.get(name)
+    versions = list(fn.versions.order_by(FunctionVersion.version.desc()))
+    return jsonify(serialize.function(fn, versions))
+
+
+@api.get("/functions/<name>/versions/<int:number>")
+@needs("viewer")
+def get_function_version(name, number):
+    return jsonify(serialize.function_version(functions.get_version(name, number), source=True))
+
+
+@api.delete("/functions/<name>")
+@needs("admin")
+def delete_function(name):
+    functions.delete(name)
+    return "", 204
+
+
+@api.post("/functions/<name>/invoke")
+@needs("operator")
+def invoke_function(name):
+    wait = float_arg("wait", MAX_WAIT_S)
+    run = runs.invoke(name, json_body(optional=True))
+    if wait:
+        run = runs.wait_until_finished(run.id, wait)
+    body = serialize.run(run, runs.task_instances(run))
+    body["result"] = body["tasks"][0]["result"]
+    body["error"] = body["tasks"][0]["error"]
+    return jsonify(body), 200 if run.state in RUN_FINISHED else 202
+
+
+# DAGs -----------------------------------------------------------------------------------
+
+
+@api.post("/dags")
+@needs("admin")
+def create_dag():
+    dag, version = dags.create(json_body())
+    return jsonify(serialize.dag(dag, version)), 201
+
+
+@api.put("/dags/<dag_id>")
+@needs("admin")
+def put_dag(dag_id):
+    dag, version, changed = dags.put(dag_id, json_body())
+    return jsonify(serialize.dag(dag, version)), 201 if changed else 200
+
+
+@api.get("/dags")
+@needs("viewer")
+def list_dags():
+    items = [
+        serialize.dag(dag, version, _last_run(dag)) for dag, version in dags.current_versions()
+    ]
+    return jsonify({"dags": items})
+
+
+@api.get("/dags/<dag_id>")
+@needs("viewer")
+def get_dag(dag_id):
+    dag = dags.get(dag_id)
+    return jsonify(serialize.dag(dag, dags.current_version(dag), _last_run(dag)))
+
+
+def _last_run(dag):
+    return DagRun.select().where(DagRun.dag == dag).order_by(DagRun.id.desc()).first()
+
+
+@api.patch("/dags/<dag_id>")
+@needs("operator")
+def patch_dag(dag_id):
+    dag = dags.set_paused(dag_id, json_body())
+    return jsonify(serialize.dag(dag, dags.current_version(dag), _last_run(dag)))
+
+
+@api.delete("/dags/<dag_id>")
+@needs("admin")
+def delete_dag(dag_id):
+    dags.delete(dag_id)
+    return "", 204
+
+
+# Runs -----------------------------------------------------------------------------------
+
+
+@api.post("/dags/<dag_id>/runs")
+@needs("operator")
+def trigger_run(dag_id):
+    body = json_body(optional=True) or {}
+    if not isinstance(body, dict) or set(body) - {"conf", "logical_date"}:
+        raise Invalid(
+            [{"field": "", "message": 'the body may hold only "conf" and "logical_date"'}]
+        )
+    logical_date = runs.parse_logical_date(body.get("logical_date"))
+    run, _ = runs.trigger(dag_id, body.get("conf"), logical_date=logical_date)
+    return jsonify(serialize.run(run, runs.task_instances(run))), 201
+
+
+@api.get("/dags/<dag_id>/runs")
+@needs("viewer")
+def list_runs(dag_id):
+    dag = dags.get(dag_id)
+    limit = int_arg("limit", 25, 1, MAX_PAGE)
+    cursor = int_arg("cursor", None, 1, 2**62)
+    page = runs.list_for_dag(dag, request.args.get("state"), limit, cursor)
+    next_cursor = page[-1].id if len(page) == limit else None
+    return jsonify({"runs": [serialize.run(r) for r in page], "next_cursor": next_cursor})
+
+
+@api.get("/runs/<int:run_id>")
+@needs("viewer")
+def get_run(run_id):
+    run = runs.get(run_id)
+    return jsonify(serialize.run(run, runs.task_instances(run)))
+
+
+@api.post("/runs/<int:run_id>/cancel")
+@needs("operator")
+def cancel_run(run_id):
+    run = runs.cancel(run_id)
+    return jsonify(serialize.run(run, runs.task_instances(run)))
+
+
+@api.get("/runs/<int:run_id>/tasks/<task_id>")
+@needs("viewer")
+def get_task_instance(run_id, task_id):
+    return jsonify(serialize.task_instance(runs.task_instance(run_id, task_id)))
+
+
+@api.get("/runs/<int:run_id>/tasks/<task_id>/logs")
+@needs("viewer")
+def get_logs(run_id, task_id):
+    ti = runs.task_instance(run_id, task_id)
+    try_number = int_arg("try", max(ti.try_number, 1), 1, 10_000)
+    offset = int_arg("offset", 0, 0, 2**31)
+    text, next_offset = runs.logs(ti, try_number, offset)
+    body = {"try_number": try_number, "state": ti.state, "text": text, "next_offset": next_offset}
+    return jsonify(body)
+
+
+@api.post("/runs/<int:run_id>/tasks/<task_id>/clear")
+@needs("operator")
+def clear_task(run_id, task_id):
+    downstream = request.args.get("downstream", "false").lower() in ("1", "true", "yes")
+    cleared = runs.clear(run_id, task_id, downstream)
+    run = runs.get(run_id)
+    return jsonify({"cleared": cleared, "run": serialize.run(run, runs.task_instances(run))})

@@ -1,0 +1,31 @@
+"""Liveness and readiness, unauthenticated, for load balancers and orchestrators."""
+
+from flask import Blueprint, jsonify
+
+from app import queue
+from app.db import db
+
+health = Blueprint("health", __name__)
+
+
+@health.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@health.get("/readyz")
+def readyz():
+    checks = {"database": _check(lambda: db.execute_sql("SELECT 1").fetchone())}
+    checks["queue"] = _check(queue.huey.storage.queue_size)
+    ready = all(value == "ok" for value in checks.values())
+    return jsonify({"status": "ok" if ready else "unavailable", "checks": checks}), (
+        200 if ready else 503
+    )
+
+
+def _check(probe) -> str:
+    try:
+        probe()
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        return f"down: {type(exc).__name__}"
+    return "ok"

@@ -1,0 +1,87 @@
+"""Models to JSON-ready dicts for the API (and the UI)."""
+
+from app.models import Dag, DagRun, DagVersion, Function, FunctionVersion, TaskInstance
+from app.timeutil import isoformat
+
+
+def function_version(version: FunctionVersion, source: bool = False) -> dict:
+    data = {
+        "name": version.function.name,
+        "version": version.version,
+        "sha256": version.sha256,
+        "handler": version.handler,
+        "runtime": version.runtime,
+        "timeout": version.timeout,
+        "memory_mb": version.memory_mb,
+        "env": sorted(version.env),  # names only: values may be secrets
+        "created_at": isoformat(version.created_at),
+    }
+    if source:
+        data["source"] = version.source
+    return data
+
+
+def function(fn: Function, versions: list[FunctionVersion]) -> dict:
+    return {
+        "name": fn.name,
+        "created_at": isoformat(fn.created_at),
+        "latest_version": versions[0].version if versions else None,
+        "versions": [function_version(v) for v in versions],
+    }
+
+
+def dag(dag_row: Dag, version: DagVersion, last_run: DagRun | None = None) -> dict:
+    return {
+        "dag_id": dag_row.dag_id,
+        "paused": dag_row.paused,
+        "version": version.version,
+        "spec": version.spec,
+        "created_at": isoformat(dag_row.created_at),
+        "updated_at": isoformat(dag_row.updated_at),
+        "last_run": run(last_run) if last_run else None,
+        "next_run_at": None,  # scheduled runs arrive with the scheduling issue
+    }
+
+
+def run(run_row: DagRun, tis: list[TaskInstance] | None = None) -> dict:
+    data = {
+        "run_id": run_row.id,
+        "dag_id": run_row.dag.dag_id if run_row.dag_id else None,
+        "dag_version": run_row.dag_version.version if run_row.dag_version_id else None,
+        "function": run_row.function.name if run_row.function_id else None,
+        "run_type": run_row.run_type,
+        "state": run_row.state,
+        "logical_date": isoformat(run_row.logical_date),
+        "conf": run_row.conf,
+        "created_at": isoformat(run_row.created_at),
+        "started_at": isoformat(run_row.started_at),
+        "finished_at": isoformat(run_row.finished_at),
+        "url": f"/api/v1/runs/{run_row.id}",
+    }
+    if tis is not None:
+        data["tasks"] = [task_instance(ti) for ti in tis]
+    return data
+
+
+def task_instance(ti: TaskInstance) -> dict:
+    duration = None
+    if ti.started_at and ti.finished_at:
+        duration = round((ti.finished_at - ti.started_at).total_seconds(), 3)
+    return {
+        "task_id": ti.task_id,
+        "state": ti.state,
+        "try_number": ti.try_number,
+        "max_tries": ti.max_tries,
+        "function": ti.function_version.function.name,
+        "function_version": ti.function_version.version,
+        "upstream": ti.upstream,
+        "trigger_rule": ti.trigger_rule,
+        "queued_at": isoformat(ti.queued_at),
+        "started_at": isoformat(ti.started_at),
+        "finished_at": isoformat(ti.finished_at),
+        "duration": duration,
+        "next_try_at": isoformat(ti.next_try_at),
+        "worker": ti.worker,
+        "result": ti.result,
+        "error": ti.error,
+    }

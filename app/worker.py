@@ -1,0 +1,120 @@
+"""The worker's side of a try: claim it, run it in the sandbox, record what happened, then let
+dispatch queue the successors. Called by huey (``app.queue.run_task_instance``)."""
+
+import logging
+import os
+import socket
+import time
+
+from app import dispatch, sandbox, states
+from app.config import current
+from app.db import db
+from app.models import DagRun, FunctionVersion, TaskInstance, TaskLog
+from app.timeutil import isoformat
+
+log = logging.getLogger(__name__)
+
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+FLUSH_BYTES = 64 * 1024  # write the buffered log early when it grows past this
+
+
+def run_try(ti_id: int, try_number: int) -> None:
+    settings = current()
+    with db.connection_context():
+        if not states.claim(ti_id, try_number, WORKER_NAME):
+            log.info("task instance %s try %s is not queued: message dropped", ti_id, try_number)
+            return
+        ti = TaskInstance.get_by_id(ti_id)
+        job = build_job(ti, settings)
+        observer = TryObserver(ti_id, try_number, settings.heartbeat_s, settings.log_cap_bytes)
+        outcome = sandbox.run(job, ti.timeout, observer)
+        if not outcome.ok:
+            observer.output(f"\n[brisa] try {try_number} failed: {outcome.error}\n")
+        observer.flush()
+        record_outcome(ti, try_number, outcome)
+
+
+def record_outcome(ti: TaskInstance, try_number: int, outcome: sandbox.Outcome) -> None:
+    if outcome.ok:
+        finished = states.succeed(ti.id, try_number, outcome.result)
+    else:
+        reached = states.fail(ti.id, try_number, ti.max_tries, outcome.error, ti.retry_delay)
+        finished = reached == states.TaskState.FAILED
+    if finished:
+        dispatch.task_finished(ti.run_id, ti.downstream)
+
+
+def build_job(ti: TaskInstance, settings) -> dict:
+    """What the child needs: the function's source and the event, all plain data."""
+    version = FunctionVersion.get_by_id(ti.function_version_id)
+    run = DagRun.get_by_id(ti.run_id)
+    context = {
+        "run_id": run.id,
+        "dag_id": run.dag.dag_id if run.dag_id else None,
+        "task_id": ti.task_id,
+        "try_number": ti.try_number,
+        "max_tries": ti.max_tries,
+        "logical_date": isoformat(run.logical_date),
+    }
+    return {
+        "source": version.source,
+        "handler": version.handler,
+        "filename": f"<function {version.function.name} v{version.version}>",
+        "event": {"conf": run.conf, "args": ti.args, "upstream": upstream_results(ti)},
+        "context": context,
+        "env": version.env,
+        "memory_mb": version.memory_mb,
+        "result_cap_bytes": settings.result_cap_bytes,
+    }
+
+
+def upstream_results(ti: TaskInstance) -> dict:
+    if not ti.upstream:
+        return {}
+    rows = TaskInstance.select(TaskInstance.task_id, TaskInstance.result).where(
+        (TaskInstance.run == ti.run_id) & TaskInstance.task_id.in_(ti.upstream)
+    )
+    return {row.task_id: row.result for row in rows}
+
+
+class TryObserver(sandbox.Observer):
+    """Streams a try's output into task_log in chunks, heartbeats the row, and tells the
+    sandbox to stop when the try is no longer running (cancelled)."""
+
+    def __init__(self, ti_id: int, try_number: int, heartbeat_s: float, cap_bytes: int):
+        self.ti_id, self.try_number = ti_id, try_number
+        self.heartbeat_s, self.cap_bytes = heartbeat_s, cap_bytes
+        self.buffer: list[str] = []
+        self.buffered = self.written = self.seq = 0
+        self.truncated = False
+        self.last_heartbeat = time.monotonic()
+
+    def output(self, text: str) -> None:
+        if self.truncated:
+            return
+        room = self.cap_bytes - self.written - self.buffered
+        if len(text) > room:
+            text = text[: max(room, 0)] + f"\n[brisa] log truncated at {self.cap_bytes} bytes\n"
+            self.truncated = True
+        self.buffer.append(text)
+        self.buffered += len(text)
+        if self.buffered >= FLUSH_BYTES:
+            self.flush()
+
+    def tick(self) -> bool:
+        self.flush()
+        if time.monotonic() - self.last_heartbeat < self.heartbeat_s:
+            return True
+        self.last_heartbeat = time.monotonic()
+        return states.heartbeat(self.ti_id, self.try_number)
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        chunk = "".join(self.buffer)
+        TaskLog.create(
+            task_instance=self.ti_id, try_number=self.try_number, seq=self.seq, chunk=chunk
+        )
+        self.seq += 1
+        self.written += self.buffered
+        self.buffer, self.buffered = [], 0
