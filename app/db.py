@@ -22,7 +22,7 @@ def open_database(url: str) -> peewee.Database:
         params = parse(url)
         database = params.pop("database")
         return PooledPostgresqlDatabase(
-            database, max_connections=64, stale_timeout=300, autorollback=True, **params
+            database, max_connections=64, stale_timeout=300, **params
         )
     if scheme == "sqlite":
         path = url[len("sqlite:///") :]

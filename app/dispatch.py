@@ -6,7 +6,7 @@ upstream states afresh, then moves a successor by compare-and-set, so of two fin
 racing, the one that commits last sees both and only one of them queues the successor.
 """
 
-from app import states, trigger_rules
+from app import queue, states, trigger_rules
 from app.db import db
 from app.models import TaskInstance
 from app.states import RunState, TaskState
@@ -78,11 +78,16 @@ def maybe_finish_run(run_id: int) -> None:
 
 
 def release_retry(ti_id: int, try_number: int) -> None:
-    """Queue a try waiting in up_for_retry once its delay has passed."""
+    """Queue a try waiting in up_for_retry once its delay has passed (a message that comes
+    early schedules itself again for the right time)."""
     ti = TaskInstance.get_or_none(
         (TaskInstance.id == ti_id)
         & (TaskInstance.try_number == try_number)
         & (TaskInstance.state == str(TaskState.UP_FOR_RETRY))
     )
-    if ti is not None and ti.next_try_at <= utcnow():
+    if ti is None:
+        return
+    if ti.next_try_at <= utcnow():
         states.queue_task(ti)
+    else:
+        queue.schedule_retry(ti_id, try_number, ti.next_try_at)

@@ -46,7 +46,7 @@ def validate(payload, settings: Settings) -> dict:
         "runtime": payload.get("runtime", "python"),
         "timeout": payload.get("timeout", settings.default_timeout_s),
         "memory_mb": payload.get("memory_mb", settings.default_memory_mb),
-        "env": payload.get("env") or {},
+        "env": {} if payload.get("env") is None else payload["env"],
     }
     for field, check in CHECKS:
         message = check(spec[field])

@@ -6,6 +6,8 @@ wake-up call. Redis when REDIS_URL is set, else huey's SQLite storage under var/
 Run a worker with ``huey_consumer app.queue.huey -n ...`` (see the Procfile).
 """
 
+from datetime import UTC, datetime, timedelta
+
 from huey import Huey
 from huey.storage import RedisStorage, SqliteStorage
 
@@ -57,7 +59,9 @@ def enqueue_task(ti_id: int, try_number: int) -> None:
     run_task_instance(ti_id, try_number)
 
 
-def schedule_retry(ti_id: int, try_number: int, eta) -> None:
-    """Release the retry at its time (huey's scheduler, within a second); the clock's tick is
-    the safety net if this message is lost."""
-    release_retry.schedule((ti_id, try_number), eta=eta)
+def schedule_retry(ti_id: int, try_number: int, eta: datetime) -> None:
+    """Release the retry at its time, by huey's scheduler; the clock's tick is the safety net
+    if this message is lost. huey's Redis schedule keeps whole seconds (rounded down), so the
+    ETA is rounded up: the release comes at most a scheduler interval late, never early."""
+    whole_second = eta.replace(microsecond=0) + timedelta(seconds=1 if eta.microsecond else 0)
+    release_retry.schedule((ti_id, try_number), eta=whole_second.replace(tzinfo=UTC))

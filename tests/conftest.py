@@ -1,0 +1,169 @@
+"""Fixtures: one integration suite, every backend (the embedded default, Postgres + Redis).
+
+Locally, a backend whose server is not running is skipped; in CI (CI=true) it is a failure.
+"""
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import peewee
+import pytest
+import redis
+
+from app import config, db, migrations, queue
+from app.config import Settings, load_settings
+from app.models import DagRun
+from app.states import RUN_FINISHED
+
+IN_CI = os.environ.get("CI") == "true"
+POSTGRES_URL = os.environ.get(
+    "BRISA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("BRISA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+ADMIN_TOKEN = "test-admin-token"
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+
+
+def unavailable(what: str, exc: Exception):
+    """Skip locally, fail in CI: a missing server must never turn CI green."""
+    message = f"{what} is not reachable: {exc}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def require_postgres(url: str = POSTGRES_URL) -> None:
+    try:
+        database = db.open_database(url)
+        database.connect()
+        database.close()
+    except peewee.OperationalError as exc:
+        unavailable("PostgreSQL", exc)
+
+
+def require_redis(url: str = REDIS_URL) -> None:
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        unavailable("Redis", exc)
+
+
+def reset_postgres(url: str) -> None:
+    database = db.open_database(url)
+    database.execute_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    database.close()
+
+
+@dataclass
+class Backend:
+    name: str
+    settings: Settings
+    env: dict
+
+
+def backend_env(name: str, var_dir: Path) -> dict:
+    env = {
+        "BRISA_VAR_DIR": str(var_dir),
+        "SECRET_KEY": "test-secret",
+        "BRISA_ADMIN_TOKEN": ADMIN_TOKEN,
+        "BRISA_LOAD_EXAMPLES": "0",
+    }
+    if name == "postgres":
+        env.update(DATABASE_URL=POSTGRES_URL, REDIS_URL=REDIS_URL)
+    return env
+
+
+def prepare_backend(name: str, var_dir: Path) -> Backend:
+    """Empty database and queue for ``name``, schema migrated, this process bound to them."""
+    env = backend_env(name, var_dir)
+    if name == "postgres":
+        require_postgres()
+        require_redis()
+        reset_postgres(POSTGRES_URL)
+        redis.Redis.from_url(REDIS_URL).flushdb()
+    settings = load_settings(env)
+    db.bind(settings.database_url)
+    queue.rebind(queue.huey, settings)
+    with db.db.connection_context():
+        migrations.migrate()
+    return Backend(name, settings, env)
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def backend(request, tmp_path, monkeypatch):
+    for key in ("DATABASE_URL", "REDIS_URL", "REDIS_TLS_URL"):
+        monkeypatch.delenv(key, raising=False)
+    chosen = prepare_backend(request.param, tmp_path / "var")
+    for key, value in chosen.env.items():
+        monkeypatch.setenv(key, value)
+    config.current.cache_clear()
+    yield chosen
+    config.current.cache_clear()
+    if not db.db.is_closed():
+        db.db.close()
+
+
+@pytest.fixture
+def consumer(backend):
+    """The real huey consumer, in this process's threads, as the worker runs it."""
+    handlers = {
+        sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
+    instance = queue.huey.create_consumer(
+        workers=2,
+        periodic=False,
+        initial_delay=0.01,
+        max_delay=0.05,
+        backoff=1.1,
+        check_worker_health=False,
+    )
+    instance.start()
+    yield instance
+    instance.stop(graceful=True)
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
+@pytest.fixture
+def client(backend):
+    from app.web import create_app
+
+    flask_app = create_app(backend.settings)
+    flask_app.testing = True
+    return flask_app.test_client()
+
+
+@pytest.fixture
+def admin():
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def wait_for_run(run_id: int, timeout: float = 30) -> DagRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.db.connection_context():
+            run = DagRun.get_by_id(run_id)
+        if run.state in RUN_FINISHED:
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not finish in {timeout}s (state {run.state})")
+
+
+def deploy_source(client, headers, name: str, source: str, **fields):
+    body = {"name": name, "source": source, **fields}
+    response = client.post("/api/v1/functions", json=body, headers=headers)
+    assert response.status_code in (200, 201), response.get_json()
+    return response.get_json()
+
+
+def deploy_examples(client, headers) -> None:
+    for path in sorted(FUNCTIONS_DIR.glob("*.py")):
+        deploy_source(client, headers, path.stem, path.read_text())
+    for path in sorted(FUNCTIONS_DIR.glob("*.json")):
+        spec = json.loads(path.read_text())
+        response = client.put(f"/api/v1/dags/{spec['dag_id']}", json=spec, headers=headers)
+        assert response.status_code in (200, 201), response.get_json()
