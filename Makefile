@@ -30,3 +30,6 @@ format: install
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
+
+bench: install
+	$(BIN)/python -m tests.bench

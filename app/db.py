@@ -21,9 +21,7 @@ def open_database(url: str) -> peewee.Database:
     if scheme in ("postgres", "postgresql"):
         params = parse(url)
         database = params.pop("database")
-        return PooledPostgresqlDatabase(
-            database, max_connections=64, stale_timeout=300, **params
-        )
+        return PooledPostgresqlDatabase(database, max_connections=64, stale_timeout=300, **params)
     if scheme == "sqlite":
         path = url[len("sqlite:///") :]
         # IMMEDIATE: a transaction takes the write lock at BEGIN, so two writers never

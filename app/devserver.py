@@ -29,15 +29,16 @@ def read_procfile(path: Path = PROJECT_ROOT / "Procfile") -> dict[str, str]:
     return entries
 
 
-def start(command: str, env: dict, name: str | None = None) -> subprocess.Popen:
+def start(command: str, env: dict, name: str | None = None, output=None) -> subprocess.Popen:
     """Start one Procfile command in a shell (so ${VAR:-default} expands), in its own
-    process group; with ``name``, its output is prefixed and echoed."""
+    process group; with ``name``, its output is prefixed and echoed, else it goes to
+    ``output`` (a file; None: this process's own)."""
     process = subprocess.Popen(
         ["/bin/sh", "-c", f"exec {command}"],
         cwd=PROJECT_ROOT,
         env=env,
-        stdout=subprocess.PIPE if name else None,
-        stderr=subprocess.STDOUT if name else None,
+        stdout=subprocess.PIPE if name else output,
+        stderr=subprocess.STDOUT if name or output else None,
         start_new_session=True,
         text=True,
     )

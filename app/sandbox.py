@@ -12,8 +12,11 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import socket
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
@@ -22,6 +25,12 @@ from multiprocessing.context import ForkServerProcess, set_spawning_popen
 from app import sandbox_child
 
 forkserver.set_forkserver_preload(["app.sandbox_child"])
+
+# Never in the fork server's environment: a function could read it from /proc/self/environ
+# (or /proc/<fork server>/environ), whatever the child does to os.environ.
+SECRET_VARIABLES = ("DATABASE_URL", "REDIS_URL", "REDIS_TLS_URL", "SECRET_KEY")
+_fork_server_lock = threading.Lock()
+_fork_server_started = False
 
 TICK_S = 0.25  # how often the observer is asked whether to go on (flush logs, heartbeat)
 DRAIN_S = 0.5  # after the outcome, how long to wait for the rest of the output
@@ -78,6 +87,8 @@ def run(job: dict, timeout: float, observer: Observer | None = None) -> Outcome:
     """Run ``job`` (see sandbox_child.main) and return its outcome; never raises for what the
     function does: a crash, a hang, a kill or bad output all come back as a failed Outcome."""
     observer = observer or Observer()
+    _start_fork_server()
+    job = {**job, "workdir": tempfile.mkdtemp(prefix="brisa-try-")}
     output_here, output_there = socket.socketpair()
     outcome_here, outcome_there = multiprocessing.Pipe(duplex=False)
     process = _WarmProcess(target=sandbox_child.main, args=(job, output_there, outcome_there))
@@ -92,6 +103,28 @@ def run(job: dict, timeout: float, observer: Observer | None = None) -> Outcome:
             handle.close()
         if process.pid is not None:
             process.join(5)
+        shutil.rmtree(job["workdir"], ignore_errors=True)
+
+
+def _start_fork_server() -> None:
+    """Start the fork server once, from an environment without Brisa's secrets (restored at
+    once: only the server's copy is scrubbed)."""
+    global _fork_server_started
+    with _fork_server_lock:
+        if _fork_server_started:
+            return
+        saved = {k: v for k, v in os.environ.items() if _is_secret(k)}
+        try:
+            for key in saved:
+                del os.environ[key]
+            forkserver.ensure_running()
+        finally:
+            os.environ.update(saved)
+        _fork_server_started = True
+
+
+def _is_secret(name: str) -> bool:
+    return name in SECRET_VARIABLES or name.startswith("BRISA_")
 
 
 def _supervise(process, output, outcome_pipe, timeout, observer) -> Outcome:

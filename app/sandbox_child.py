@@ -11,9 +11,7 @@ import linecache
 import logging
 import os
 import resource
-import shutil
 import sys
-import tempfile
 import traceback
 from types import SimpleNamespace
 
@@ -22,16 +20,15 @@ SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def main(job: dict, output, outcome) -> None:
+    """Run the job in ``job["workdir"]`` (made, and removed after, by the worker)."""
     os.setsid()  # its own process group: the worker kills the whole group at the end
     _redirect_output(output)
-    workdir = tempfile.mkdtemp(prefix="brisa-try-")
     try:
-        _confine(job, workdir)
+        _confine(job, job["workdir"])
         outcome.send(_run(job))
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        shutil.rmtree(workdir, ignore_errors=True)
         os._exit(0)
 
 
@@ -94,6 +91,9 @@ def _run(job: dict) -> tuple[str, str]:
 
 
 def _one_line(exc: BaseException) -> str:
-    message = str(exc).strip().splitlines()
+    try:
+        message = str(exc).strip().splitlines()
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the failure
+        message = []
     text = f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
     return text[:500]

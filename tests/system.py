@@ -1,0 +1,112 @@
+"""The Procfile's processes as real subprocesses, for the end-to-end tests and the benchmarks."""
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+import requests
+
+from app import devserver
+from tests.conftest import (
+    ADMIN_TOKEN,
+    FUNCTIONS_DIR,
+    POSTGRES_URL,
+    backend_env,
+    require_postgres,
+    require_redis,
+    reset_postgres,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+E2E_REDIS_URL = os.environ.get("BRISA_E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def process_env(backend_name: str, var_dir: Path, port: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(backend_env(backend_name, var_dir))
+    if backend_name == "postgres":
+        env["REDIS_URL"] = E2E_REDIS_URL
+    bin_dir = str(Path(sys.executable).parent)
+    env.update(
+        PORT=str(port),
+        PATH=f"{bin_dir}:{env.get('PATH', '')}",
+        PYTHONPATH=str(ROOT),
+        WEB_CONCURRENCY="2",
+        BRISA_WORKER_THREADS="2",
+    )
+    return env
+
+
+def wait_until_up(base: str, processes, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert all(p.poll() is None for p in processes), "a Procfile process exited"
+        try:
+            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("web did not become ready")
+
+
+def deploy_examples_over_http(base: str) -> None:
+    for path in sorted(FUNCTIONS_DIR.glob("*.py")):
+        body = {"name": path.stem, "source": path.read_text()}
+        response = requests.post(f"{base}/api/v1/functions", json=body, headers=AUTH, timeout=30)
+        assert response.status_code == 201, response.text
+    for path in sorted(FUNCTIONS_DIR.glob("*.json")):
+        spec = json.loads(path.read_text())
+        response = requests.post(f"{base}/api/v1/dags", json=spec, headers=AUTH, timeout=30)
+        assert response.status_code == 201, response.text
+
+
+def wait_for_state(base: str, run_id: int, timeout: float = 60, poll_s: float = 0.1) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = requests.get(f"{base}/api/v1/runs/{run_id}", headers=AUTH, timeout=5).json()
+        if run["state"] in ("success", "failed", "cancelled"):
+            return run
+        time.sleep(poll_s)
+    raise AssertionError(f"run {run_id} did not finish: {run}")
+
+
+@contextlib.contextmanager
+def procfile_system(backend_name: str, var_dir: Path, output=None):
+    """Fresh database and queue, the release step run twice, then web, worker and clock;
+    yields the base URL and the processes; stops them on exit."""
+    if backend_name == "postgres":
+        require_postgres()
+        require_redis(E2E_REDIS_URL)
+        reset_postgres(POSTGRES_URL)
+        redis.Redis.from_url(E2E_REDIS_URL).flushdb()
+    port = free_port()
+    env = process_env(backend_name, var_dir, port)
+    procfile = devserver.read_procfile(ROOT / "Procfile")
+    for _ in range(2):  # the release step is safe to run twice
+        release = subprocess.run(
+            ["/bin/sh", "-c", procfile["release"]], cwd=ROOT, env=env, stdout=output
+        )
+        assert release.returncode == 0
+    processes = [
+        devserver.start(procfile[name], env, output=output) for name in ("web", "worker", "clock")
+    ]
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(base, processes)
+        yield base, processes
+    finally:
+        devserver.stop(processes)

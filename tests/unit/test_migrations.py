@@ -1,0 +1,98 @@
+"""Schema creation: idempotent, safe from two processes at once, with its extra constraints."""
+
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import peewee
+import pytest
+
+from app import db, migrations
+from app.models import ALL_MODELS, Dag, DagRun, Function, SchemaVersion
+from tests.conftest import POSTGRES_URL, require_postgres, reset_postgres
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TABLES = {model._meta.table_name for model in ALL_MODELS}
+LOGICAL_DATE = datetime(2026, 1, 1, 3, 0)
+
+
+def stamped_versions() -> list[int]:
+    return [row.version for row in SchemaVersion.select()]
+
+
+def test_migrate_creates_every_table_and_stamps_the_latest_version(backend):
+    db.db.drop_tables(ALL_MODELS)
+    assert db.db.get_tables() == []
+    assert migrations.current_version() is None
+    assert migrations.migrate() == (None, migrations.LATEST)
+    assert TABLES <= set(db.db.get_tables())
+    assert stamped_versions() == [migrations.LATEST]
+
+
+def test_migrate_again_changes_nothing_and_keeps_data(backend):
+    Function.create(name="kept")
+    tables = set(db.db.get_tables())
+    assert migrations.migrate() == (migrations.LATEST, migrations.LATEST)
+    assert set(db.db.get_tables()) == tables
+    assert stamped_versions() == [migrations.LATEST]
+    assert [f.name for f in Function.select()] == ["kept"]
+
+
+@pytest.mark.parametrize("backend_name", ["embedded", "postgres"])
+def test_concurrent_migrations_both_succeed_and_stamp_once(backend_name, tmp_path):
+    if backend_name == "postgres":
+        require_postgres()
+        reset_postgres(POSTGRES_URL)
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{tmp_path / 'brisa.db'}"
+    env = {
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "BRISA_VAR_DIR": str(tmp_path / "var"),
+        "SECRET_KEY": "x",
+        "DATABASE_URL": url,
+    }
+    command = [sys.executable, "-m", "app", "migrate"]
+    procs = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [(*p.communicate(timeout=60), p.returncode) for p in procs]
+    assert [code for _, _, code in results] == [0, 0], results
+    # Exactly one of them found the database empty.
+    latest = f"schema at version {migrations.LATEST}"
+    assert sorted(out.strip() for out, _, _ in results) == [latest, f"{latest} (was None)"]
+    previous = db.db.obj
+    db.bind(url)
+    try:
+        assert TABLES <= set(db.db.get_tables())
+        assert stamped_versions() == [migrations.LATEST]
+    finally:
+        db.db.close()
+        db.db.initialize(previous)
+
+
+@pytest.mark.parametrize("run_type", ["scheduled", "backfill"])
+def test_one_scheduled_run_per_dag_and_logical_date(backend, run_type):
+    dag = Dag.create(dag_id="nightly")
+    fields = dict(dag=dag, run_type=run_type, logical_date=LOGICAL_DATE, state="queued")
+    DagRun.create(**fields)
+    with pytest.raises(peewee.IntegrityError), db.db.atomic():
+        DagRun.create(**fields)
+    assert DagRun.select().count() == 1
+
+
+def test_other_runs_may_share_a_logical_date(backend):
+    nightly, hourly = Dag.create(dag_id="nightly"), Dag.create(dag_id="hourly")
+    for dag, run_type in [
+        (nightly, "scheduled"),
+        (nightly, "manual"),
+        (nightly, "manual"),
+        (nightly, "webhook"),
+        (hourly, "scheduled"),
+    ]:
+        DagRun.create(dag=dag, run_type=run_type, logical_date=LOGICAL_DATE, state="queued")
+    assert DagRun.select().count() == 5

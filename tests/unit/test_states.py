@@ -1,0 +1,365 @@
+"""State transitions: the allowed table, compare-and-set semantics, enqueue after commit."""
+
+import itertools
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from app import queue, states
+from app.db import db
+from app.models import DagRun, Function, FunctionVersion, TaskInstance
+from app.states import (
+    RUN_FINISHED,
+    RUN_TRANSITIONS,
+    TASK_FINISHED,
+    TASK_TRANSITIONS,
+    TASK_UNFINISHED,
+    IllegalTransition,
+    RunState,
+    TaskState,
+)
+from app.timeutil import utcnow
+
+T, R = TaskState, RunState
+APP_DIR = Path(__file__).resolve().parents[2] / "app"
+SLACK = timedelta(seconds=2)
+
+
+class Rollback(Exception):
+    pass
+
+
+def make_run(state: RunState = R.RUNNING) -> DagRun:
+    function = Function.get_or_none(Function.name == "f") or Function.create(name="f")
+    return DagRun.create(
+        function=function, run_type="invoke", logical_date=utcnow(), state=str(state)
+    )
+
+
+def add_task(run: DagRun, state: TaskState, task_id: str | None = None, **fields) -> TaskInstance:
+    version = FunctionVersion.get_or_none() or FunctionVersion.create(
+        function=run.function,
+        version=1,
+        source="def handler(event, context):\n    return 1\n",
+        sha256="0" * 64,
+        handler="handler",
+        runtime="python",
+        timeout=30,
+        memory_mb=128,
+        env={},
+    )
+    return TaskInstance.create(
+        run=run,
+        task_id=task_id or str(state),
+        function_version=version,
+        state=str(state),
+        timeout=30,
+        **fields,
+    )
+
+
+def row(ti: TaskInstance) -> dict:
+    return TaskInstance.select().where(TaskInstance.id == ti.id).dicts().get()
+
+
+def pending() -> list[tuple[str, tuple]]:
+    return [(message.name, message.args) for message in queue.huey.pending()]
+
+
+@pytest.fixture
+def run(backend):
+    return make_run()
+
+
+# The table ------------------------------------------------------------------------------
+
+EXPECTED_TASK_TRANSITIONS = {
+    (T.NONE, T.QUEUED),
+    (T.UP_FOR_RETRY, T.QUEUED),
+    (T.QUEUED, T.RUNNING),
+    (T.RUNNING, T.SUCCESS),
+    (T.RUNNING, T.FAILED),
+    (T.RUNNING, T.UP_FOR_RETRY),
+    (T.NONE, T.UPSTREAM_FAILED),
+    (T.NONE, T.SKIPPED),
+    (T.NONE, T.CANCELLED),
+    (T.QUEUED, T.CANCELLED),
+    (T.RUNNING, T.CANCELLED),
+    (T.UP_FOR_RETRY, T.CANCELLED),
+    (T.SUCCESS, T.NONE),
+    (T.FAILED, T.NONE),
+    (T.UPSTREAM_FAILED, T.NONE),
+    (T.SKIPPED, T.NONE),
+    (T.CANCELLED, T.NONE),
+}
+EXPECTED_RUN_TRANSITIONS = {
+    (R.QUEUED, R.RUNNING),
+    (R.RUNNING, R.SUCCESS),
+    (R.RUNNING, R.FAILED),
+    (R.QUEUED, R.CANCELLED),
+    (R.RUNNING, R.CANCELLED),
+    (R.SUCCESS, R.RUNNING),
+    (R.FAILED, R.RUNNING),
+    (R.CANCELLED, R.RUNNING),
+}
+
+
+def test_transition_tables_are_the_documented_ones():
+    assert TASK_TRANSITIONS == EXPECTED_TASK_TRANSITIONS
+    assert RUN_TRANSITIONS == EXPECTED_RUN_TRANSITIONS
+    assert TASK_FINISHED | TASK_UNFINISHED == set(T)
+    assert RUN_FINISHED == {R.SUCCESS, R.FAILED, R.CANCELLED}
+
+
+@pytest.mark.parametrize(("source", "target"), list(itertools.product(T, T)), ids=str)
+def test_task_transition(run, source, target):
+    ti = add_task(run, source)
+    where = TaskInstance.id == ti.id
+    if (source, target) in TASK_TRANSITIONS:
+        assert states._move_tasks(where, [source], target) == 1
+        assert row(ti)["state"] == target
+    else:
+        with pytest.raises(IllegalTransition):
+            states._move_tasks(where, [source], target)
+        assert row(ti)["state"] == source
+
+
+@pytest.mark.parametrize(("source", "target"), list(itertools.product(R, R)), ids=str)
+def test_run_transition(backend, source, target):
+    dag_run = make_run(source)
+    if (source, target) in RUN_TRANSITIONS:
+        assert states._move_run(dag_run.id, [source], target) is True
+        assert DagRun.get_by_id(dag_run.id).state == target
+    else:
+        with pytest.raises(IllegalTransition):
+            states._move_run(dag_run.id, [source], target)
+        assert DagRun.get_by_id(dag_run.id).state == source
+
+
+def test_move_leaves_rows_in_other_states(run):
+    moving, staying = add_task(run, T.NONE), add_task(run, T.SUCCESS)
+    where = TaskInstance.run == run.id
+    assert states._move_tasks(where, [T.NONE], T.QUEUED) == 1
+    assert (row(moving)["state"], row(staying)["state"]) == (T.QUEUED, T.SUCCESS)
+
+
+# Compare-and-set ------------------------------------------------------------------------
+
+
+def test_claim_wins_once_per_try(run):
+    ti = add_task(run, T.QUEUED, try_number=1)
+    assert states.claim(ti.id, 1, "worker-a") is True
+    assert states.claim(ti.id, 1, "worker-b") is False
+    claimed = row(ti)
+    assert (claimed["state"], claimed["worker"]) == (T.RUNNING, "worker-a")
+    assert claimed["started_at"] is not None and claimed["heartbeat_at"] is not None
+
+
+@pytest.mark.parametrize("try_number", [0, 2])
+def test_claim_of_another_try_is_refused(run, try_number):
+    ti = add_task(run, T.QUEUED, try_number=1)
+    before = row(ti)
+    assert states.claim(ti.id, try_number, "worker-a") is False
+    assert row(ti) == before
+
+
+NOT_RUNNING = [s for s in T if s != T.RUNNING]
+
+
+@pytest.mark.parametrize("state", NOT_RUNNING)
+def test_succeed_and_fail_of_a_try_not_running_change_nothing(run, state):
+    ti = add_task(run, state, try_number=1, max_tries=3)
+    before = row(ti)
+    assert states.succeed(ti.id, 1, {"n": 1}) is False
+    assert states.fail(ti.id, 1, 3, "boom", 10) is None  # tries left
+    assert states.fail(ti.id, 1, 1, "boom", 10) is None  # no tries left
+    assert row(ti) == before
+    assert pending() == []
+
+
+def test_succeed_and_fail_of_a_stale_try_change_nothing(run):
+    ti = add_task(run, T.RUNNING, try_number=2, max_tries=3)
+    before = row(ti)
+    assert states.succeed(ti.id, 1, {"n": 1}) is False
+    assert states.fail(ti.id, 1, 3, "boom", 10) is None
+    assert row(ti) == before
+
+
+def test_succeed_records_the_result(run):
+    ti = add_task(run, T.RUNNING, try_number=1)
+    assert states.succeed(ti.id, 1, {"rows": [1, 2]}) is True
+    done = row(ti)
+    assert (done["state"], done["result"]) == (T.SUCCESS, {"rows": [1, 2]})
+    assert done["finished_at"] is not None
+    assert states.succeed(ti.id, 1, {"rows": []}) is False
+
+
+def test_queue_task_starts_the_next_try_once(run):
+    ti = add_task(run, T.NONE)
+    assert states.queue_task(ti) is True
+    queued = row(ti)
+    assert (queued["state"], queued["try_number"]) == (T.QUEUED, 1)
+    assert queued["queued_at"] is not None
+    assert states.queue_task(ti) is False  # stale: still says try 0
+    assert row(ti) == queued
+    assert pending() == [("run_task_instance", (ti.id, 1))]
+
+
+def test_queue_task_from_up_for_retry_clears_next_try_at(run):
+    ti = add_task(run, T.UP_FOR_RETRY, try_number=1, next_try_at=utcnow())
+    assert states.queue_task(ti) is True
+    queued = row(ti)
+    assert (queued["state"], queued["try_number"], queued["next_try_at"]) == (T.QUEUED, 2, None)
+
+
+def test_fail_with_tries_left_goes_up_for_retry_after_the_delay(run):
+    ti = add_task(run, T.RUNNING, try_number=1, max_tries=3, retry_delay=30)
+    before = utcnow()
+    assert states.fail(ti.id, 1, 3, "ValueError: boom", 30) == T.UP_FOR_RETRY
+    after = utcnow()
+    failed = row(ti)
+    assert (failed["state"], failed["error"]) == (T.UP_FOR_RETRY, "ValueError: boom")
+    delay = timedelta(seconds=30)
+    assert before + delay - SLACK <= failed["next_try_at"] <= after + delay + SLACK
+    assert pending() == [("release_retry", (ti.id, 1))]
+
+
+def test_fail_without_tries_left_is_final(run):
+    ti = add_task(run, T.RUNNING, try_number=3, max_tries=3)
+    assert states.fail(ti.id, 3, 3, "ValueError: boom", 30) == T.FAILED
+    failed = row(ti)
+    assert (failed["state"], failed["error"], failed["next_try_at"]) == (
+        T.FAILED,
+        "ValueError: boom",
+        None,
+    )
+    assert pending() == []
+
+
+def test_heartbeat_stops_once_the_run_is_cancelled(run):
+    ti = add_task(run, T.RUNNING, try_number=1)
+    assert states.heartbeat(ti.id, 1) is True
+    assert states.heartbeat(ti.id, 2) is False
+    assert states.cancel_run(run.id) is True
+    assert states.heartbeat(ti.id, 1) is False
+
+
+def test_cancel_run_cancels_only_unfinished_tasks(run):
+    tis = {state: add_task(run, state) for state in T}
+    assert states.cancel_run(run.id) is True
+    cancelled_run = DagRun.get_by_id(run.id)
+    assert cancelled_run.state == R.CANCELLED and cancelled_run.finished_at is not None
+    for state, ti in tis.items():
+        assert row(ti)["state"] == (T.CANCELLED if state in TASK_UNFINISHED else state)
+    assert states.cancel_run(run.id) is False
+
+
+@pytest.mark.parametrize("run_state", sorted(RUN_FINISHED))
+def test_cancel_of_a_finished_run_changes_nothing(backend, run_state):
+    finished = make_run(run_state)
+    ti = add_task(finished, T.NONE)
+    assert states.cancel_run(finished.id) is False
+    assert DagRun.get_by_id(finished.id).state == run_state
+    assert row(ti)["state"] == T.NONE
+
+
+def test_clear_tasks_resets_only_finished_tasks(run):
+    tis = {
+        state: add_task(run, state, result={"old": 1}, error="old", worker="w", try_number=1)
+        for state in T
+    }
+    untouched = add_task(run, T.SUCCESS, task_id="not-cleared")
+    assert states.clear_tasks(run.id, [str(state) for state in T]) == len(TASK_FINISHED)
+    for state, ti in tis.items():
+        cleared = row(ti)
+        if state in TASK_FINISHED:
+            assert cleared["state"] == T.NONE
+            assert (cleared["result"], cleared["error"], cleared["worker"]) == (None, None, None)
+            assert cleared["try_number"] == 1
+        else:
+            assert cleared["state"] == state and cleared["error"] == "old"
+    assert row(untouched)["state"] == T.SUCCESS
+
+
+@pytest.mark.parametrize(
+    ("state", "age_s", "try_number", "moved"),
+    [
+        (T.QUEUED, 120, 1, True),
+        (T.QUEUED, 30, 1, False),  # queued after the cutoff
+        (T.QUEUED, 120, 2, False),  # another try
+        (T.RUNNING, 120, 1, False),  # claimed meanwhile
+    ],
+)
+def test_requeue_lost_only_touches_an_old_queued_try(run, state, age_s, try_number, moved):
+    now = utcnow()
+    ti = add_task(run, state, try_number=1, queued_at=now - timedelta(seconds=age_s))
+    before = row(ti)
+    assert states.requeue_lost(ti.id, try_number, now - timedelta(seconds=60)) is moved
+    after = row(ti)
+    if moved:
+        assert after["queued_at"] >= now - SLACK
+        assert pending() == [("run_task_instance", (ti.id, 1))]
+    else:
+        assert after == before
+        assert pending() == []
+
+
+def test_mark_not_run_moves_a_waiting_task_once(run):
+    ti = add_task(run, T.NONE)
+    assert states.mark_not_run(ti, T.SKIPPED) is True
+    assert states.mark_not_run(ti, T.UPSTREAM_FAILED) is False
+    assert row(ti)["state"] == T.SKIPPED
+
+
+def test_run_lifecycle(backend):
+    dag_run = make_run(R.QUEUED)
+    assert states.finish_run(dag_run.id, R.SUCCESS) is False  # not running yet
+    assert states.start_run(dag_run.id) is True
+    assert states.start_run(dag_run.id) is False
+    assert DagRun.get_by_id(dag_run.id).started_at is not None
+    assert states.reopen_run(dag_run.id) is False  # not finished
+    assert states.finish_run(dag_run.id, R.FAILED) is True
+    assert states.finish_run(dag_run.id, R.SUCCESS) is False
+    assert DagRun.get_by_id(dag_run.id).state == R.FAILED
+    assert states.reopen_run(dag_run.id) is True
+    reopened = DagRun.get_by_id(dag_run.id)
+    assert (reopened.state, reopened.finished_at) == (R.RUNNING, None)
+
+
+# Enqueue after commit -------------------------------------------------------------------
+
+
+def test_queue_task_in_a_rolled_back_transaction_enqueues_nothing(run):
+    ti = add_task(run, T.NONE)
+    with pytest.raises(Rollback), db.atomic():
+        assert states.queue_task(ti) is True
+        raise Rollback
+    assert queue.huey.pending_count() == 0
+    assert row(ti)["state"] == T.NONE
+    assert states.queue_task(ti) is True  # the rollback left try 0 to queue
+    assert pending() == [("run_task_instance", (ti.id, 1))]
+
+
+def test_queue_task_enqueues_once_after_commit(run):
+    ti = add_task(run, T.NONE)
+    with db.atomic():
+        assert states.queue_task(ti) is True
+        assert queue.huey.pending_count() == 0  # not before the commit
+    assert queue.huey.pending_count() == 1
+    assert pending() == [("run_task_instance", (ti.id, 1))]
+
+
+# Nothing else writes a state ------------------------------------------------------------
+
+STATE_WRITE = re.compile(r"update\(\s*state\s*=|\.state\s*=[^=]")
+
+
+def test_only_the_states_module_writes_state():
+    writers = {
+        path.relative_to(APP_DIR.parent).as_posix()
+        for path in APP_DIR.rglob("*.py")
+        if STATE_WRITE.search(path.read_text())
+    }
+    assert writers == {"app/states.py"}
