@@ -74,8 +74,9 @@ def chain(base: str, length: int) -> dict:
     assert finished["state"] == "success"
     by_id = {t["task_id"]: t for t in finished["tasks"]}
     gaps = [
-        (parse_time(by_id[f"t{i}"]["started_at"]) - parse_time(by_id[f"t{i - 1}"]["finished_at"]))
-        .total_seconds()
+        (
+            parse_time(by_id[f"t{i}"]["started_at"]) - parse_time(by_id[f"t{i - 1}"]["finished_at"])
+        ).total_seconds()
         for i in range(1, length)
     ]
     return {
@@ -118,7 +119,9 @@ def machine() -> dict:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": {p: metadata.version(p) for p in ("huey", "peewee", "flask", "gunicorn", "redis")},
+        "versions": {
+            p: metadata.version(p) for p in ("huey", "peewee", "flask", "gunicorn", "redis")
+        },
     }
 
 
