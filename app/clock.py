@@ -35,27 +35,23 @@ def periodic_tick() -> None:
 def tick(now: datetime, queued_timeout_s: float) -> dict:
     """One pass of the scheduler's recovery work, as of ``now``."""
     return {
-        "requeued": requeue_lost_messages(now - timedelta(seconds=queued_timeout_s)),
+        "requeued": requeue_lost_messages(now - timedelta(seconds=queued_timeout_s), now),
         "retries_released": release_due_retries(now),
     }
 
 
-def requeue_lost_messages(queued_before: datetime) -> int:
+def requeue_lost_messages(queued_before: datetime, now: datetime) -> int:
     """Tasks queued before ``queued_before`` and still unclaimed lost their message (Redis
     flushed, a worker killed after taking it): enqueue them again. A duplicate is harmless,
     the claim discards it."""
     stuck = TaskInstance.select(TaskInstance.id, TaskInstance.try_number).where(
         (TaskInstance.state == str(TaskState.QUEUED)) & (TaskInstance.queued_at < queued_before)
     )
-    return sum(states.requeue_lost(ti.id, ti.try_number, queued_before) for ti in stuck)
+    return sum(states.requeue_lost(ti.id, ti.try_number, queued_before, now) for ti in stuck)
 
 
 def release_due_retries(now: datetime) -> int:
     due = TaskInstance.select(TaskInstance.id, TaskInstance.try_number).where(
         (TaskInstance.state == str(TaskState.UP_FOR_RETRY)) & (TaskInstance.next_try_at <= now)
     )
-    released = 0
-    for ti in due:
-        dispatch.release_retry(ti.id, ti.try_number)
-        released += 1
-    return released
+    return sum(dispatch.release_retry(ti.id, ti.try_number, now) for ti in due)

@@ -6,6 +6,8 @@ upstream states afresh, then moves a successor by compare-and-set, so of two fin
 racing, the one that commits last sees both and only one of them queues the successor.
 """
 
+from datetime import datetime
+
 from app import queue, states, trigger_rules
 from app.db import db
 from app.models import TaskInstance
@@ -77,17 +79,17 @@ def maybe_finish_run(run_id: int) -> None:
     states.finish_run(run_id, RunState.FAILED if failed else RunState.SUCCESS)
 
 
-def release_retry(ti_id: int, try_number: int) -> None:
+def release_retry(ti_id: int, try_number: int, now: datetime | None = None) -> bool:
     """Queue a try waiting in up_for_retry once its delay has passed (a message that comes
-    early schedules itself again for the right time)."""
+    early schedules itself again for the right time); True if it was queued."""
     ti = TaskInstance.get_or_none(
         (TaskInstance.id == ti_id)
         & (TaskInstance.try_number == try_number)
         & (TaskInstance.state == str(TaskState.UP_FOR_RETRY))
     )
     if ti is None:
-        return
-    if ti.next_try_at <= utcnow():
-        states.queue_task(ti)
-    else:
-        queue.schedule_retry(ti_id, try_number, ti.next_try_at)
+        return False
+    if ti.next_try_at <= (now or utcnow()):
+        return states.queue_task(ti)
+    queue.schedule_retry(ti_id, try_number, ti.next_try_at)
+    return False

@@ -115,10 +115,11 @@ def queue_task(ti: TaskInstance) -> bool:
     return bool(moved)
 
 
-def requeue_lost(ti_id: int, try_number: int, queued_before: datetime) -> bool:
-    """Enqueue again a try left queued and unclaimed since before ``queued_before``."""
+def requeue_lost(ti_id: int, try_number: int, queued_before: datetime, now: datetime) -> bool:
+    """Enqueue again a try left queued and unclaimed since before ``queued_before``; of two
+    clocks doing this at once, one wins (the other finds ``queued_at`` moved on)."""
     moved = (
-        TaskInstance.update(queued_at=utcnow())
+        TaskInstance.update(queued_at=now)
         .where(
             _this_try(ti_id, try_number)
             & (TaskInstance.state == str(T.QUEUED))

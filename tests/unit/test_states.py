@@ -296,7 +296,7 @@ def test_requeue_lost_only_touches_an_old_queued_try(run, state, age_s, try_numb
     now = utcnow()
     ti = add_task(run, state, try_number=1, queued_at=now - timedelta(seconds=age_s))
     before = row(ti)
-    assert states.requeue_lost(ti.id, try_number, now - timedelta(seconds=60)) is moved
+    assert states.requeue_lost(ti.id, try_number, now - timedelta(seconds=60), now) is moved
     after = row(ti)
     if moved:
         assert after["queued_at"] >= now - SLACK

@@ -1,0 +1,64 @@
+"""The clock's tick recovers what the queue lost, on every backend."""
+
+from datetime import timedelta
+
+from app import clock, queue
+from app.db import db
+from app.models import TaskInstance
+from app.timeutil import utcnow
+from tests.conftest import deploy_source, wait_for_run
+
+SOURCE = "def handler(event, context):\n    return 'ran'\n"
+
+
+def make_run(client, admin, task=None) -> int:
+    deploy_source(client, admin, "f", SOURCE)
+    spec = {"dag_id": "d", "tasks": [task or {"task_id": "t", "function": "f"}]}
+    assert client.post("/api/v1/dags", json=spec, headers=admin).status_code == 201
+    return client.post("/api/v1/dags/d/runs", headers=admin).get_json()["run_id"]
+
+
+def test_a_queued_task_whose_message_was_lost_is_enqueued_again(client, admin, backend):
+    make_run(client, admin)
+    queue.huey.flush()  # Redis flushed, or a worker died holding the message
+    assert queue.huey.pending_count() == 0
+    with db.connection_context():
+        fresh = clock.tick(utcnow(), queued_timeout_s=60)
+        assert fresh["requeued"] == 0  # queued just now: not lost yet
+        later = clock.tick(utcnow() + timedelta(seconds=61), queued_timeout_s=60)
+    assert later["requeued"] == 1
+    assert queue.huey.pending_count() == 1
+
+
+def test_the_requeued_message_runs_the_task(client, admin, backend, request):
+    run_id = make_run(client, admin)
+    queue.huey.flush()
+    with db.connection_context():
+        clock.tick(utcnow() + timedelta(seconds=61), queued_timeout_s=60)
+    request.getfixturevalue("consumer")
+    assert wait_for_run(run_id).state == "success"
+
+
+def test_a_retry_whose_message_was_lost_is_released_when_due(client, admin, backend):
+    run_id = make_run(client, admin)
+    queue.huey.flush()
+    with db.connection_context():
+        TaskInstance.update(
+            state="up_for_retry", next_try_at=utcnow() + timedelta(seconds=30)
+        ).where(TaskInstance.run == run_id).execute()
+        assert clock.tick(utcnow(), 60)["retries_released"] == 0
+        assert clock.tick(utcnow() + timedelta(seconds=31), 60)["retries_released"] == 1
+        ti = TaskInstance.get(TaskInstance.run == run_id)
+    assert (ti.state, ti.try_number) == ("queued", 2)
+    assert queue.huey.pending_count() == 1
+
+
+def test_ticking_twice_at_once_requeues_once(client, admin, backend):
+    make_run(client, admin)
+    queue.huey.flush()
+    later = utcnow() + timedelta(seconds=61)
+    with db.connection_context():
+        first = clock.tick(later, 60)["requeued"]
+        second = clock.tick(later, 60)["requeued"]
+    assert (first, second) == (1, 0)
+    assert queue.huey.pending_count() == 1
