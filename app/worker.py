@@ -25,9 +25,12 @@ def run_try(ti_id: int, try_number: int) -> None:
             log.info("task instance %s try %s is not queued: message dropped", ti_id, try_number)
             return
         ti = TaskInstance.get_by_id(ti_id)
-        job = build_job(ti, settings)
         observer = TryObserver(ti_id, try_number, settings.heartbeat_s, settings.log_cap_bytes)
-        outcome = sandbox.run(job, ti.timeout, observer)
+        try:
+            outcome = sandbox.run(build_job(ti, settings), ti.timeout, observer)
+        except Exception as exc:  # noqa: BLE001 - Brisa's own fault must still end the try
+            log.exception("task instance %s try %s could not run", ti_id, try_number)
+            outcome = sandbox.Outcome(False, error=f"Brisa could not run the try: {exc!r}")
         if not outcome.ok:
             observer.output(f"\n[brisa] try {try_number} failed: {outcome.error}\n")
         observer.flush()

@@ -256,3 +256,20 @@ def test_conf_reaches_the_function_unchanged(client, admin, consumer, conf):
     assert wait_for_run(run_id).state == "success"
     result = tasks_by_id(run_json(client, admin, run_id))["t"]["result"]
     assert result == {"conf": conf, "args": {"k": 1}, "upstream": {}}
+
+
+def test_a_fault_in_brisa_itself_fails_the_try_instead_of_leaving_it_running(
+    client, admin, consumer, monkeypatch
+):
+    from app import worker
+
+    def broken(ti, settings):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(worker, "build_job", broken)
+    deploy_source(client, admin, "f", "def handler(event, context):\n    return 1\n")
+    create_dag(client, admin, "d", [{"task_id": "t", "function": "f"}])
+    run_id = trigger(client, admin, "d")
+    assert wait_for_run(run_id).state == "failed"
+    error = tasks_by_id(run_json(client, admin, run_id))["t"]["error"]
+    assert error == "Brisa could not run the try: RuntimeError('disk on fire')"
