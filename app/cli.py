@@ -55,8 +55,73 @@ def _parser() -> argparse.ArgumentParser:
     trigger.add_argument("--conf", type=json.loads, help="the run's conf as JSON")
     trigger.set_defaults(handler=cmd_trigger)
 
+    for name, paused in (("pause", True), ("unpause", False)):
+        command = commands.add_parser(name, help=f"{name} a DAG's schedule")
+        command.add_argument("dag_id")
+        command.set_defaults(handler=lambda args, p=paused: cmd_pause(args, p))
+
+    backfill = commands.add_parser("backfill", help="runs for every due time in [start, end]")
+    backfill.add_argument("dag_id")
+    backfill.add_argument("--start", required=True, help="ISO-8601 date-time")
+    backfill.add_argument("--end", required=True, help="ISO-8601 date-time")
+    backfill.set_defaults(handler=cmd_backfill)
+
+    cancel = commands.add_parser("cancel", help="cancel a run")
+    cancel.add_argument("run_id", type=int)
+    cancel.set_defaults(handler=lambda args: _print_run(runs.cancel(args.run_id)))
+
+    rerun = commands.add_parser("rerun", help="rerun the failed tasks of a run")
+    rerun.add_argument("run_id", type=int)
+    rerun.set_defaults(
+        handler=lambda args: _print_json({"cleared": runs.rerun_failed(args.run_id)})
+    )
+
+    clear = commands.add_parser("clear", help="rerun a finished task instance")
+    clear.add_argument("run_id", type=int)
+    clear.add_argument("task_id")
+    clear.add_argument("--downstream", action="store_true", help="and everything after it")
+    clear.set_defaults(
+        handler=lambda args: _print_json(
+            {"cleared": runs.clear(args.run_id, args.task_id, args.downstream)}
+        )
+    )
+
+    mark = commands.add_parser("mark", help="mark a task instance success or failed")
+    mark.add_argument("run_id", type=int)
+    mark.add_argument("task_id")
+    mark.add_argument("state", choices=("success", "failed"))
+    mark.set_defaults(
+        handler=lambda args: _print_json(
+            {
+                "task_id": args.task_id,
+                "state": runs.mark(args.run_id, args.task_id, args.state).state,
+            }
+        )
+    )
+
     commands.add_parser("dev", help="run web, worker and clock together (make run)")
     return parser
+
+
+def _print_json(data) -> int:
+    print(json.dumps(data))
+    return 0
+
+
+def _print_run(run) -> int:
+    return _print_json({"run_id": run.id, "state": run.state, "url": f"/api/v1/runs/{run.id}"})
+
+
+def cmd_pause(args, paused: bool) -> int:
+    dag = dags.set_paused(args.dag_id, {"paused": paused})
+    return _print_json({"dag_id": dag.dag_id, "paused": dag.paused})
+
+
+def cmd_backfill(args) -> int:
+    start = runs.parse_date(args.start, "start")
+    end = runs.parse_date(args.end, "end")
+    created = runs.backfill(args.dag_id, start, end)
+    return _print_json({"created": len(created), "run_ids": [run.id for run in created]})
 
 
 def cmd_migrate(_args) -> int:
@@ -78,8 +143,7 @@ def cmd_deploy(args) -> int:
 
 def cmd_trigger(args) -> int:
     run, _ = runs.trigger(args.dag_id, args.conf)
-    print(json.dumps({"run_id": run.id, "state": run.state, "url": f"/api/v1/runs/{run.id}"}))
-    return 0
+    return _print_run(run)
 
 
 def deploy_path(path: Path) -> list[str]:

@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 
 from huey import crontab
 
-from app import dispatch, states
+from app import dispatch, scheduler, states
 from app.config import current
 from app.db import db, ensure_bound
-from app.models import TaskInstance
+from app.models import DagRun, TaskInstance
 from app.queue import make_huey
-from app.states import TaskState
-from app.timeutil import utcnow
+from app.states import RunState, TaskState
+from app.timeutil import as_utc, ceil_second, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,44 @@ def periodic_tick() -> None:
         log.info("tick: %s", counts)
 
 
+@huey.task()
+def create_run_at(dag_id: str, logical_date: str) -> None:
+    """Sent by a tick for a run falling due before the next tick, with that time as its ETA."""
+    ensure_bound()
+    with db.connection_context():
+        scheduler.create_due_run(dag_id, datetime.fromisoformat(logical_date))
+
+
+def schedule_run_at(dag_id: str, logical_date: datetime) -> None:
+    create_run_at.schedule(
+        (dag_id, logical_date.isoformat()), eta=as_utc(ceil_second(logical_date))
+    )
+
+
 def tick(now: datetime, queued_timeout_s: float) -> dict:
-    """One pass of the scheduler's recovery work, as of ``now``."""
+    """One pass of the scheduler, as of ``now``: time out runs, create due runs, and recover
+    what the queue lost."""
     return {
+        "timed_out": time_out_runs(now),
+        "runs_created": sum(
+            scheduler.schedule_dag(d, now, schedule_run_at) for d in scheduler.due_dags(now)
+        ),
         "requeued": requeue_lost_messages(now - timedelta(seconds=queued_timeout_s), now),
         "retries_released": release_due_retries(now),
     }
+
+
+def time_out_runs(now: datetime) -> int:
+    """Fail the runs past their dagrun_timeout, and what they still had going."""
+    late = DagRun.select(DagRun.id, DagRun.timeout_at).where(
+        (DagRun.state == str(RunState.RUNNING)) & (DagRun.timeout_at <= now)
+    )
+    timed_out = 0
+    for run in late:
+        if states.time_out_run(run.id, "the run exceeded its dagrun_timeout"):
+            dispatch.run_finished(run.id)
+            timed_out += 1
+    return timed_out
 
 
 def requeue_lost_messages(queued_before: datetime, now: datetime) -> int:

@@ -2,14 +2,15 @@
 
 import hashlib
 import json
+from datetime import datetime, timedelta
 
 import peewee
 
-from app import functions
+from app import dispatch, functions, schedule
 from app.dagspec import DagSpec, SpecInvalid, parse_dag_spec
 from app.db import db
 from app.errors import Conflict, Invalid, NotFound
-from app.models import Dag, DagVersion
+from app.models import Dag, DagRun, DagVersion
 from app.timeutil import utcnow
 
 
@@ -25,7 +26,9 @@ def create(payload) -> tuple[Dag, DagVersion]:
     try:
         with db.atomic():
             dag = Dag.create(dag_id=spec.dag_id)
-            return dag, _add_version(dag, spec)
+            version = _add_version(dag, spec)
+            refresh_next_run(dag)
+            return dag, version
     except peewee.IntegrityError:
         message = f"DAG {spec.dag_id!r} exists; PUT /api/v1/dags/{spec.dag_id} to change it"
         raise Conflict(message) from None
@@ -40,7 +43,9 @@ def put(dag_id: str, payload) -> tuple[Dag, DagVersion, bool]:
         current = current_version(dag)
         if current is not None and current.sha256 == _digest(spec):
             return dag, current, False
-        return dag, _add_version(dag, spec), True
+        version = _add_version(dag, spec)
+        refresh_next_run(dag)
+        return dag, version, True
 
 
 def _add_version(dag: Dag, spec: DagSpec) -> DagVersion:
@@ -94,7 +99,11 @@ def set_paused(dag_id: str, payload) -> Dag:
     if not isinstance(payload["paused"], bool):
         raise Invalid([{"field": "paused", "message": "must be true or false"}])
     dag = get(dag_id)
-    Dag.update(paused=payload["paused"], updated_at=utcnow()).where(Dag.id == dag.id).execute()
+    with db.atomic():
+        Dag.update(paused=payload["paused"], updated_at=utcnow()).where(Dag.id == dag.id).execute()
+        if not payload["paused"]:
+            refresh_next_run(dag)  # with catchup off, the next tick creates only the latest run
+            dispatch.start_queued_runs(dag.id)
     return get(dag_id)
 
 
@@ -103,3 +112,37 @@ def delete(dag_id: str) -> None:
     dag = get(dag_id)
     with db.atomic():
         dag.delete_instance(recursive=False)
+
+
+def spec_of(dag: Dag) -> DagSpec:
+    version = DagVersion.select().where(DagVersion.dag == dag).order_by(DagVersion.version.desc())
+    data = version.first().spec
+    return parse_dag_spec(data, _functions_named_in(data))
+
+
+def _functions_named_in(data: dict) -> set[str]:
+    """A stored spec was validated when it was deployed: trust the functions it names."""
+    return {t["function"] for t in data["tasks"]} | {data.get("on_success"), data.get("on_failure")}
+
+
+def last_scheduled(dag: Dag) -> datetime | None:
+    return (
+        DagRun.select(peewee.fn.MAX(DagRun.logical_date))
+        .where((DagRun.dag == dag) & (DagRun.run_type == "scheduled"))
+        .scalar()
+    )
+
+
+def refresh_next_run(dag: Dag) -> datetime | None:
+    """Set the DAG's next_run_at: the first due time after its last scheduled run, or from
+    its start; it is in the past when runs are owed, and the next tick creates them."""
+    spec = spec_of(dag)
+    last = last_scheduled(dag)
+    if last is None:
+        start = spec.start_date.replace(tzinfo=None) if spec.start_date else dag.created_at
+        once = start if spec.schedule == "@once" else None  # an @once DAG runs at its start
+        dag.next_run_at = schedule.next_fire_after(spec, start - timedelta(microseconds=1)) or once
+    else:
+        dag.next_run_at = schedule.next_fire_after(spec, last)
+    Dag.update(next_run_at=dag.next_run_at).where(Dag.id == dag.id).execute()
+    return dag.next_run_at

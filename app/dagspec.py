@@ -71,6 +71,9 @@ class DagSpec:
     tags: tuple[str, ...] = ()
     default_args: dict = field(default_factory=dict)
     tasks: tuple[TaskSpec, ...] = ()
+    dagrun_timeout: float | None = None  # seconds a run may take before it is failed
+    on_success: str | None = None  # a function called with the run's summary
+    on_failure: str | None = None
 
     def task(self, task_id):
         for task in self.tasks:
@@ -94,7 +97,8 @@ class DagSpec:
         return tuple(order)
 
     def function_names(self):
-        return {t.function for t in self.tasks}
+        callbacks = {self.on_success, self.on_failure} - {None}
+        return {t.function for t in self.tasks} | callbacks
 
     def to_dict(self):
         data = asdict(self)
@@ -197,6 +201,7 @@ _DAG_CHECKS = {
     "max_active_tasks": _positive_int,
     "tags": _string_list,
     "default_args": _object,
+    "dagrun_timeout": _or_null(_positive_seconds),
 }
 _TASK_CHECKS = {
     "version": _or_null(_positive_int),
@@ -400,6 +405,9 @@ def validate_dag_spec(data, function_names, dag_id=None):
         _check_keys(data["default_args"], _RETRY_KEYS, "default_args.", errors)
         _check_values(data["default_args"], _RETRY_CHECKS, "default_args.", errors)
     _check_tasks(data, function_names, errors)
+    for key in ("on_success", "on_failure"):
+        if data.get(key) is not None:
+            _check_function(data[key], key, function_names, errors)
     return list(errors)
 
 
@@ -409,7 +417,15 @@ def parse_dag_spec(data, function_names, dag_id=None):
     if errors:
         raise SpecInvalid(errors)
     default_args = dict(data.get("default_args", {}))
-    simple = ("description", "timezone", "catchup", "max_active_runs", "max_active_tasks")
+    simple = (
+        "description",
+        "timezone",
+        "catchup",
+        "max_active_runs",
+        "max_active_tasks",
+        "on_success",
+        "on_failure",
+    )
     return DagSpec(
         dag_id=data.get("dag_id") or dag_id,
         schedule=_normalise_schedule(data.get("schedule")),
@@ -418,6 +434,7 @@ def parse_dag_spec(data, function_names, dag_id=None):
         tags=tuple(data.get("tags", ())),
         default_args=default_args,
         tasks=tuple(_task_spec(task, default_args) for task in data["tasks"]),
+        dagrun_timeout=_float_or_none(data.get("dagrun_timeout")),
         **{key: data[key] for key in simple if key in data},
     )
 
@@ -437,6 +454,10 @@ def _task_spec(task, default_args):
         trigger_rule=task.get("trigger_rule", "all_success"),
         **settings,
     )
+
+
+def _float_or_none(value):
+    return None if value is None else float(value)
 
 
 def _normalise_schedule(schedule):

@@ -1,35 +1,79 @@
-"""Deciding what runs next: start a run's root tasks, queue the successors of a finished task
-by their trigger rules, and finish the run when every task is finished.
+"""Deciding what runs next: start queued runs (within max_active_runs), queue the successors
+of a finished task by their trigger rules, finish the run when every task is finished, and
+then call its callback and start the DAG's next queued run.
 
 Never locks the run: each finisher commits its own state first, then reads its successors'
 upstream states afresh, then moves a successor by compare-and-set, so of two finishers
 racing, the one that commits last sees both and only one of them queues the successor.
 """
 
+import logging
 from datetime import datetime
 
 from app import queue, states, trigger_rules
-from app.db import db
-from app.models import TaskInstance
+from app.db import db, is_postgres
+from app.models import Dag, DagRun, DagVersion, TaskInstance
 from app.states import RunState, TaskState
-from app.timeutil import utcnow
+from app.timeutil import isoformat, utcnow
 
 FAILED_STATES = {TaskState.FAILED, TaskState.UPSTREAM_FAILED}
+RUN_FAILS_ON = FAILED_STATES | {TaskState.CANCELLED}  # cancelled: a cleared run finishing
+
+log = logging.getLogger(__name__)
 
 
-def start_run(run_id: int, task_instances: list[TaskInstance]) -> None:
-    """queued -> running, and queue the run's tasks that have no upstream (call inside the
-    transaction that created the run: the messages go out after its commit)."""
-    if not states.start_run(run_id):
-        return
-    for ti in task_instances:
+def start_run(run_id: int, timeout_s: float | None = None) -> bool:
+    """queued -> running, and queue the run's tasks that have no upstream (the messages go
+    out after the commit of the enclosing transaction)."""
+    if not states.start_run(run_id, timeout_s):
+        return False
+    for ti in TaskInstance.select().where(TaskInstance.run == run_id):
         if not ti.upstream:
             states.queue_task(ti)
+    return True
 
 
-def task_finished(run_id: int, downstream: list[str]) -> None:
-    """After a task's try reached a final state: decide its successors, then the run."""
+def start_queued_runs(dag_pk: int) -> list[int]:
+    """Start the DAG's oldest queued runs while fewer than its max_active_runs are running;
+    none while it is paused. Starters of one DAG are serialised by a lock on its row (on
+    SQLite, by the write lock every transaction takes): run starts are rare, task
+    hand-offs never take this lock."""
     with db.atomic():
+        query = Dag.select().where(Dag.id == dag_pk)
+        dag = (query.for_update() if is_postgres() else query).first()
+        if dag is None or dag.paused:
+            return []
+        spec = _current_spec(dag)
+        running = (
+            DagRun.select()
+            .where((DagRun.dag == dag) & (DagRun.state == str(RunState.RUNNING)))
+            .count()
+        )
+        room = spec["max_active_runs"] - running
+        if room <= 0:
+            return []
+        queued = (
+            DagRun.select(DagRun.id)
+            .where((DagRun.dag == dag) & (DagRun.state == str(RunState.QUEUED)))
+            .order_by(DagRun.logical_date, DagRun.id)
+            .limit(room)
+        )
+        return [run.id for run in queued if start_run(run.id, spec.get("dagrun_timeout"))]
+
+
+def _current_spec(dag: Dag) -> dict:
+    query = DagVersion.select(DagVersion.spec).where(DagVersion.dag == dag)
+    return query.order_by(DagVersion.version.desc()).first().spec
+
+
+def task_finished(run_id: int, downstream: list[str], branch=None) -> None:
+    """After a task's try reached a final state: decide its successors, then the run. With
+    ``branch``, the direct successors it did not choose are skipped."""
+    with db.atomic():
+        if branch is not None:
+            for ti in _waiting(run_id, [t for t in downstream if t not in branch]):
+                if states.mark_not_run(ti, TaskState.SKIPPED):
+                    evaluate(run_id, ti.downstream)
         evaluate(run_id, downstream)
     maybe_finish_run(run_id)
 
@@ -75,8 +119,47 @@ def maybe_finish_run(run_id: int) -> None:
     task_states = {row.state for row in rows}
     if task_states & states.TASK_UNFINISHED:
         return
-    failed = bool(task_states & FAILED_STATES)
-    states.finish_run(run_id, RunState.FAILED if failed else RunState.SUCCESS)
+    failed = bool(task_states & RUN_FAILS_ON)
+    if states.finish_run(run_id, RunState.FAILED if failed else RunState.SUCCESS):
+        run_finished(run_id)
+
+
+def run_finished(run_id: int) -> None:
+    """After a run reached its final state (whoever moved it): its callback, then the DAG's
+    next queued run."""
+    run = DagRun.get_by_id(run_id)
+    if run.dag_id is None:
+        return
+    start_queued_runs(run.dag_id)
+    spec = DagVersion.get_by_id(run.dag_version_id).spec
+    callback = spec.get("on_success") if run.state == RunState.SUCCESS else spec.get("on_failure")
+    if callback and run.state != RunState.CANCELLED:
+        try:
+            _call_back(callback, run)
+        except Exception:  # noqa: BLE001 - a broken callback must not undo the run's end
+            log.exception("the %s callback of run %s could not start", callback, run_id)
+
+
+def _call_back(function_name: str, run: DagRun) -> None:
+    from app import runs  # runs builds on dispatch; a callback is a run of its own
+
+    failed = (
+        TaskInstance.select(TaskInstance.task_id)
+        .where(
+            (TaskInstance.run == run.id) & TaskInstance.state.in_([str(s) for s in FAILED_STATES])
+        )
+        .order_by(TaskInstance.id)
+    )
+    summary = {
+        "dag_id": run.dag.dag_id,
+        "run_id": run.id,
+        "state": run.state,
+        "run_type": run.run_type,
+        "logical_date": isoformat(run.logical_date),
+        "failed_tasks": [ti.task_id for ti in failed],
+        "url": f"/api/v1/runs/{run.id}",
+    }
+    runs.invoke(function_name, summary, run_type="callback")
 
 
 def release_retry(ti_id: int, try_number: int, now: datetime | None = None) -> bool:

@@ -226,7 +226,8 @@ def _current_dag_functions():
     from app import dags
 
     for dag, version in dags.current_versions():
-        yield dag.dag_id, {task["function"] for task in version.spec["tasks"]}
+        callbacks = {version.spec.get("on_success"), version.spec.get("on_failure")} - {None}
+        yield dag.dag_id, {task["function"] for task in version.spec["tasks"]} | callbacks
 
 
 def names() -> set[str]:

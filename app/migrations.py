@@ -11,8 +11,11 @@ holding a lock (a Postgres advisory lock; SQLite's BEGIN IMMEDIATE write lock).
 
 import logging
 
+import peewee as pw
+from playhouse import migrate as schema
+
 from app.db import db, is_postgres
-from app.models import ALL_MODELS, SchemaVersion
+from app.models import ALL_MODELS, SchemaVersion, TaskTry
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +28,25 @@ EXTRA_DDL = [
     " WHERE run_type IN ('scheduled', 'backfill')",
 ]
 
+
+def _v2_scheduling() -> None:
+    """Schedules (the DAG's next run), data intervals, dagrun_timeout, retry backoff, and
+    the history of each task instance's tries."""
+    migrator = schema.SchemaMigrator.from_database(db.obj)
+    schema.migrate(
+        migrator.add_column("dag", "next_run_at", pw.DateTimeField(null=True)),
+        migrator.add_index("dag", ("next_run_at",)),
+        migrator.add_column("dag_run", "data_interval_start", pw.DateTimeField(null=True)),
+        migrator.add_column("dag_run", "data_interval_end", pw.DateTimeField(null=True)),
+        migrator.add_column("dag_run", "timeout_at", pw.DateTimeField(null=True)),
+        migrator.add_column("task_instance", "retry_backoff", pw.BooleanField(default=False)),
+        migrator.add_column("task_instance", "max_retry_delay", pw.FloatField(default=3600)),
+    )
+    db.create_tables([TaskTry])
+
+
 # (version, callable) in ascending order; each brings the schema from version-1 to version.
-STEPS: list = []
+STEPS: list = [(2, _v2_scheduling)]
 LATEST = 1 + len(STEPS)
 
 

@@ -56,6 +56,7 @@ class Dag(BaseModel):
     paused = pw.BooleanField(default=False)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
+    next_run_at = pw.DateTimeField(null=True, index=True)  # the clock looks only at due DAGs
 
 
 class DagVersion(BaseModel):
@@ -85,6 +86,9 @@ class DagRun(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
     started_at = pw.DateTimeField(null=True)
     finished_at = pw.DateTimeField(null=True)
+    data_interval_start = pw.DateTimeField(null=True)
+    data_interval_end = pw.DateTimeField(null=True)
+    timeout_at = pw.DateTimeField(null=True)  # dagrun_timeout: failed if still going then
 
     class Meta:
         indexes = ((("dag", "id"), False), (("state",), False))
@@ -100,6 +104,8 @@ class TaskInstance(BaseModel):
     try_number = pw.IntegerField(default=0)  # the try running or last run; 1 on the first
     max_tries = pw.IntegerField(default=1)
     retry_delay = pw.FloatField(default=10)
+    retry_backoff = pw.BooleanField(default=False)
+    max_retry_delay = pw.FloatField(default=3600)
     timeout = pw.FloatField()
     args = JSONField(default=dict)
     upstream = JSONField(default=list)
@@ -116,6 +122,22 @@ class TaskInstance(BaseModel):
 
     class Meta:
         indexes = ((("run", "task_id"), True), (("state", "queued_at"), False))
+
+
+class TaskTry(BaseModel):
+    """One finished try of a task instance: its outcome, times and error, kept when the task
+    instance moves on to the next try."""
+
+    task_instance = pw.ForeignKeyField(TaskInstance, backref="tries", on_delete="CASCADE")
+    try_number = pw.IntegerField()
+    state = pw.CharField(max_length=20)
+    started_at = pw.DateTimeField(null=True)
+    finished_at = pw.DateTimeField()
+    worker = pw.CharField(max_length=200, null=True)
+    error = pw.TextField(null=True)
+
+    class Meta:
+        indexes = ((("task_instance", "try_number"), True),)
 
 
 class TaskLog(BaseModel):
@@ -148,6 +170,7 @@ ALL_MODELS = [
     DagVersion,
     DagRun,
     TaskInstance,
+    TaskTry,
     TaskLog,
     ApiToken,
 ]

@@ -6,13 +6,14 @@ wake-up call. Redis when REDIS_URL is set, else huey's SQLite storage under var/
 Run a worker with ``huey_consumer app.queue.huey -n ...`` (see the Procfile).
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from huey import Huey
 from huey.storage import RedisStorage, SqliteStorage
 
 from app.config import Settings, current
 from app.db import db, ensure_bound
+from app.timeutil import as_utc, ceil_second
 
 QUEUE_NAME = "brisa"
 
@@ -63,5 +64,4 @@ def schedule_retry(ti_id: int, try_number: int, eta: datetime) -> None:
     """Release the retry at its time, by huey's scheduler; the clock's tick is the safety net
     if this message is lost. huey's Redis schedule keeps whole seconds (rounded down), so the
     ETA is rounded up: the release comes at most a scheduler interval late, never early."""
-    whole_second = eta.replace(microsecond=0) + timedelta(seconds=1 if eta.microsecond else 0)
-    release_retry.schedule((ti_id, try_number), eta=whole_second.replace(tzinfo=UTC))
+    release_retry.schedule((ti_id, try_number), eta=as_utc(ceil_second(eta)))

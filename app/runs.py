@@ -5,35 +5,71 @@ from datetime import UTC, datetime
 
 import peewee
 
-from app import dags, dispatch, functions, states
+from app import dags, dispatch, functions, schedule, states
 from app.db import db
 from app.errors import Conflict, Invalid, NotFound
-from app.models import Dag, DagRun, DagVersion, FunctionVersion, TaskInstance, TaskLog
+from app.models import Dag, DagRun, FunctionVersion, TaskInstance, TaskLog
 from app.states import RunState, TaskState
 from app.timeutil import utcnow
 
 INVOKE_POLL_S = 0.01
 
 
-def trigger(dag_id: str, conf=None, run_type: str = "manual", logical_date=None, key=None):
+def trigger(
+    dag_id: str,
+    conf=None,
+    run_type: str = "manual",
+    logical_date=None,
+    key=None,
+    interval=None,
+):
     """Create a run of the DAG's current version, pinned to the function versions it resolves
-    now, and queue its first tasks after the commit. ``key`` is an idempotency key: a second
-    trigger with the same key returns the first run."""
+    now; it starts at once unless max_active_runs is reached or the DAG is paused (then it
+    waits ``queued``). ``key`` is an idempotency key: a second trigger with the same key
+    returns the first run, not created (False)."""
     dag = dags.get(dag_id)
     version = dags.current_version(dag)
-    tasks = version.spec["tasks"]
-    pinned = {t["task_id"]: _resolve(t, i) for i, t in enumerate(tasks)}
+    pinned = {t["task_id"]: _resolve(t, i) for i, t in enumerate(version.spec["tasks"])}
     try:
         with db.atomic():
-            run = _create_run(dag, version, None, run_type, logical_date, conf, key)
-            tis = [_create_task_instance(run, t, pinned[t["task_id"]], version.spec) for t in tasks]
-            dispatch.start_run(run.id, tis)
+            run = _create_run(dag, version, None, run_type, logical_date, conf, key, interval)
+            for task in version.spec["tasks"]:
+                _create_task_instance(run, task, pinned[task["task_id"]], version.spec)
+            dispatch.start_queued_runs(dag.id)
     except peewee.IntegrityError:
         existing = DagRun.get_or_none(DagRun.idempotency_key == key) if key else None
         if existing is None:
             raise Conflict(f"DAG {dag_id!r} already has a run for {logical_date}") from None
         return existing, False
     return get(run.id), True
+
+
+def create_scheduled(dag_id: str, due, run_type: str = "scheduled") -> DagRun | None:
+    """The run for one due time (a schedule.Due), or None if it exists already: the unique
+    index on (dag, logical_date) makes this exactly once, however many clocks try."""
+    try:
+        run, _ = trigger(
+            dag_id,
+            run_type=run_type,
+            logical_date=due.logical_date,
+            interval=(due.data_interval_start, due.data_interval_end),
+        )
+    except Conflict:
+        return None
+    return run
+
+
+def backfill(dag_id: str, start: datetime, end: datetime) -> list[DagRun]:
+    """A run for every time the schedule fell due in [start, end]; existing ones are kept."""
+    if start is None or end is None or start > end:
+        raise Invalid([{"field": "end", "message": "start and end are required, start <= end"}])
+    spec = dags.spec_of(dags.get(dag_id))
+    try:
+        dates = schedule.backfill_dates(spec, start, end)
+    except ValueError as exc:
+        raise Invalid([{"field": "", "message": str(exc)}]) from None
+    created = (create_scheduled(dag_id, schedule.interval_for(spec, d), "backfill") for d in dates)
+    return [run for run in created if run is not None]
 
 
 def _resolve(task: dict, index: int) -> FunctionVersion:
@@ -43,25 +79,28 @@ def _resolve(task: dict, index: int) -> FunctionVersion:
         raise Invalid([{"field": f"tasks[{index}].function", "message": exc.message}]) from None
 
 
-def invoke(name: str, event) -> DagRun:
+def invoke(name: str, event, run_type: str = "invoke") -> DagRun:
     """Run one function now as a one-task run; ``event`` becomes the run's conf."""
     version = functions.resolve(name, None)
     task = {"task_id": name, "function": name, "upstream": [], "args": {}}
     with db.atomic():
-        run = _create_run(None, None, version.function, "invoke", None, event, None)
-        ti = _create_task_instance(run, task, version, {"tasks": [task]})
-        dispatch.start_run(run.id, [ti])
+        run = _create_run(None, None, version.function, run_type, None, event, None)
+        _create_task_instance(run, task, version, {"tasks": [task]})
+        dispatch.start_run(run.id)
     return get(run.id)
 
 
-def _create_run(dag, version, function, run_type, logical_date, conf, key) -> DagRun:
+def _create_run(dag, version, function, run_type, logical_date, conf, key, interval=None):
     now = utcnow()
+    start, end = interval or (None, None)
     return DagRun.create(
         dag=dag,
         dag_version=version,
         function=function,
         run_type=run_type,
         logical_date=logical_date or now,
+        data_interval_start=start,
+        data_interval_end=end,
         conf=conf,
         state=str(RunState.QUEUED),
         idempotency_key=key,
@@ -78,6 +117,8 @@ def _create_task_instance(run, task: dict, version: FunctionVersion, spec: dict)
         state=str(TaskState.NONE),
         max_tries=task.get("retries", 0) + 1,
         retry_delay=task.get("retry_delay", 10),
+        retry_backoff=task.get("retry_backoff", False),
+        max_retry_delay=task.get("max_retry_delay", 3600),
         timeout=task.get("timeout") or version.timeout,
         args=task.get("args") or {},
         upstream=list(task.get("upstream", [])),
@@ -147,9 +188,9 @@ def logs(ti: TaskInstance, try_number: int, offset: int) -> tuple[str, int]:
 def cancel(run_id: int) -> DagRun:
     run = get(run_id)
     if not states.cancel_run(run.id):
-        raise Conflict(
-            f"run {run_id} is {get(run_id).state}; only a queued or running run can be cancelled"
-        )
+        state = get(run_id).state
+        raise Conflict(f"run {run_id} is {state}; only a queued or running run can be cancelled")
+    dispatch.run_finished(run.id)
     return get(run_id)
 
 
@@ -159,11 +200,43 @@ def clear(run_id: int, task_id: str, downstream: bool) -> list[str]:
     if ti.state not in states.TASK_FINISHED:
         raise Conflict(f"task {task_id!r} is {ti.state}; only a finished task can be cleared")
     task_ids = [task_id] + (_all_downstream(run_id, task_id) if downstream else [])
+    _clear(run_id, task_ids)
+    return task_ids
+
+
+def rerun_failed(run_id: int) -> list[str]:
+    """Clear the failed, upstream_failed and cancelled tasks of a run, so they run again."""
+    get(run_id)
+    again = [str(s) for s in (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.CANCELLED)]
+    rows = TaskInstance.select(TaskInstance.task_id).where(
+        (TaskInstance.run == run_id) & TaskInstance.state.in_(again)
+    )
+    task_ids = [row.task_id for row in rows]
+    if not task_ids:
+        raise Conflict(f"run {run_id} has no failed tasks to rerun")
+    _clear(run_id, task_ids)
+    return task_ids
+
+
+def _clear(run_id: int, task_ids: list[str]) -> None:
     with db.atomic():
         states.clear_tasks(run_id, task_ids)
         states.reopen_run(run_id)
         dispatch.evaluate(run_id, task_ids)
-    return task_ids
+
+
+def mark(run_id: int, task_id: str, target: str) -> TaskInstance:
+    """Mark a task instance success or failed; its successors and the run follow."""
+    if target not in (TaskState.SUCCESS, TaskState.FAILED):
+        raise Invalid([{"field": "state", "message": "must be success or failed"}])
+    ti = task_instance(run_id, task_id)
+    if ti.state == target:
+        return ti
+    with db.atomic():
+        states.mark(ti.id, TaskState(target))
+        states.reopen_run(run_id)
+    dispatch.task_finished(run_id, ti.downstream)
+    return task_instance(run_id, task_id)
 
 
 def _all_downstream(run_id: int, task_id: str) -> list[str]:
@@ -182,21 +255,14 @@ def _all_downstream(run_id: int, task_id: str) -> list[str]:
     return seen
 
 
-def dag_version_of(run: DagRun) -> DagVersion | None:
-    return (
-        DagVersion.get_or_none(DagVersion.id == run.dag_version_id) if run.dag_version_id else None
-    )
-
-
-def parse_logical_date(value) -> datetime | None:
+def parse_date(value, field: str) -> datetime | None:
+    """An ISO-8601 date-time from a request as naive UTC (a naive one is taken as UTC)."""
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
-        raise Invalid(
-            [{"field": "logical_date", "message": "must be an ISO-8601 date-time"}]
-        ) from None
+        raise Invalid([{"field": field, "message": "must be an ISO-8601 date-time"}]) from None
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed

@@ -68,9 +68,14 @@ class _WarmProcess(ForkServerProcess):
 
 @dataclass(frozen=True)
 class Outcome:
+    """ok: the handler returned (``result``; ``branch``: the downstream tasks it chose) or
+    skipped itself (``skipped``, with its reason in ``error``); not ok: ``error`` says why."""
+
     ok: bool
     result: object = None
     error: str | None = None
+    skipped: bool = False
+    branch: tuple | None = None
 
 
 class Observer:
@@ -172,12 +177,15 @@ def _drain(output, decoder, observer) -> None:
 
 def _receive(outcome_pipe, process) -> Outcome:
     try:
-        kind, payload = outcome_pipe.recv()
+        kind, payload, *rest = outcome_pipe.recv()
     except (EOFError, OSError):
         process.join(1)
         return Outcome(False, error=_death(process.exitcode))
     if kind == "ok":
-        return Outcome(True, result=json.loads(payload))
+        branch = tuple(rest[0]) if rest[0] is not None else None
+        return Outcome(True, result=json.loads(payload), branch=branch)
+    if kind == "skip":
+        return Outcome(True, error=payload or None, skipped=True)
     return Outcome(False, error=payload)
 
 

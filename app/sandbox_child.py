@@ -68,17 +68,37 @@ def load_handler(source: str, handler: str, filename: str):
     return namespace[handler]
 
 
-def _run(job: dict) -> tuple[str, str]:
+class SkipTask(Exception):
+    """Raised by ``context.skip(reason)``: the task ends ``skipped``, not failed."""
+
+
+class Context(SimpleNamespace):
+    """What a handler gets as ``context``: the run's facts, a logger, and two controls."""
+
+    def skip(self, reason: str = ""):
+        raise SkipTask(reason)
+
+    def branch(self, task_ids) -> None:
+        """Run only these of the task's direct downstream tasks; the others are skipped."""
+        self.chosen = [task_ids] if isinstance(task_ids, str) else list(task_ids)
+
+
+def _run(job: dict) -> tuple:
+    """The outcome: ("ok", json_text, branch or None), ("skip", reason) or ("error", line)."""
+    context = Context(
+        **job.get("context", {}),
+        log=logging.getLogger(f"brisa.task.{job.get('context', {}).get('task_id', 'function')}"),
+        secrets={},
+        chosen=None,
+    )
     try:
         handler = load_handler(job["source"], job["handler"], job["filename"])
         if job.get("check_only"):
-            return ("ok", "null")
-        context = SimpleNamespace(
-            **job["context"],
-            log=logging.getLogger(f"brisa.task.{job['context'].get('task_id', 'function')}"),
-            secrets={},
-        )
+            return ("ok", "null", None)
         result = json.dumps(handler(job["event"], context))
+    except SkipTask as exc:
+        print(f"[brisa] the task skipped itself: {exc}" if str(exc) else "[brisa] skipped")
+        return ("skip", str(exc))
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt fail the try too
         traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)  # from user code on
         return ("error", _one_line(exc))
@@ -87,7 +107,7 @@ def _run(job: dict) -> tuple[str, str]:
             "error",
             f"result is {len(result)} bytes, over the cap of {job['result_cap_bytes']}",
         )
-    return ("ok", result)
+    return ("ok", result, context.chosen)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -49,11 +49,14 @@ TASK_TRANSITIONS = frozenset(
         (T.RUNNING, T.SUCCESS),
         (T.RUNNING, T.FAILED),
         (T.RUNNING, T.UP_FOR_RETRY),
+        (T.RUNNING, T.SKIPPED),  # the function skipped itself
         (T.NONE, T.UPSTREAM_FAILED),
         (T.NONE, T.SKIPPED),
     }
     | {(state, T.CANCELLED) for state in TASK_UNFINISHED}
     | {(state, T.NONE) for state in TASK_FINISHED}  # clear
+    | {(state, T.FAILED) for state in TASK_UNFINISHED}  # dagrun_timeout, mark failed
+    | {(state, mark) for state in T for mark in (T.SUCCESS, T.FAILED) if state != mark}  # mark
 )
 RUN_TRANSITIONS = frozenset(
     {
@@ -173,6 +176,20 @@ def fail(ti_id: int, try_number: int, max_tries: int, error: str, retry_delay: f
     return T.FAILED if moved else None
 
 
+def skip(ti_id: int, try_number: int, reason: str) -> bool:
+    """running -> skipped: the function skipped itself."""
+    fields = dict(error=f"skipped: {reason}" if reason else None, finished_at=utcnow())
+    return _move_tasks(_this_try(ti_id, try_number), [T.RUNNING], T.SKIPPED, **fields) == 1
+
+
+def mark(ti_id: int, target: TaskState) -> bool:
+    """An operator marks a task instance success or failed, whatever its state (a running
+    try is then killed by its worker, whose heartbeat finds it no longer running)."""
+    sources = [state for state in T if state != target]
+    fields = dict(finished_at=utcnow(), error="marked failed" if target == T.FAILED else None)
+    return _move_tasks(TaskInstance.id == ti_id, sources, target, **fields) == 1
+
+
 def mark_not_run(ti: TaskInstance, target: TaskState) -> bool:
     """none -> upstream_failed | skipped, decided by the task's trigger rule."""
     now = utcnow()
@@ -190,8 +207,10 @@ def clear_tasks(run_id: int, task_ids) -> int:
 # Runs -----------------------------------------------------------------------------------
 
 
-def start_run(run_id: int) -> bool:
-    return _move_run(run_id, [R.QUEUED], R.RUNNING, started_at=utcnow())
+def start_run(run_id: int, timeout_s: float | None = None) -> bool:
+    now = utcnow()
+    timeout_at = now + timedelta(seconds=timeout_s) if timeout_s else None
+    return _move_run(run_id, [R.QUEUED], R.RUNNING, started_at=now, timeout_at=timeout_at)
 
 
 def finish_run(run_id: int, target: RunState) -> bool:
@@ -201,6 +220,17 @@ def finish_run(run_id: int, target: RunState) -> bool:
 def reopen_run(run_id: int) -> bool:
     """A finished run -> running again, after some of its tasks were cleared."""
     return _move_run(run_id, RUN_FINISHED, R.RUNNING, finished_at=None)
+
+
+def time_out_run(run_id: int, error: str) -> bool:
+    """dagrun_timeout: the run fails, and so does every task instance not finished (running
+    tries are killed by their workers, whose heartbeat finds them no longer running)."""
+    with db.atomic():
+        if not _move_run(run_id, [R.RUNNING], R.FAILED, finished_at=utcnow()):
+            return False
+        where = TaskInstance.run == run_id
+        _move_tasks(where, TASK_UNFINISHED, T.FAILED, error=error, finished_at=utcnow())
+    return True
 
 
 def cancel_run(run_id: int) -> bool:

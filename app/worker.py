@@ -9,8 +9,9 @@ import time
 from app import dispatch, sandbox, states
 from app.config import current
 from app.db import db
-from app.models import DagRun, FunctionVersion, TaskInstance, TaskLog
-from app.timeutil import isoformat
+from app.models import DagRun, FunctionVersion, TaskInstance, TaskLog, TaskTry
+from app.retries import retry_delay
+from app.timeutil import isoformat, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,38 @@ def run_try(ti_id: int, try_number: int) -> None:
 
 
 def record_outcome(ti: TaskInstance, try_number: int, outcome: sandbox.Outcome) -> None:
-    if outcome.ok:
-        finished = states.succeed(ti.id, try_number, outcome.result)
+    """Finish the try by compare-and-set (a try cancelled or marked meanwhile changes
+    nothing), keep its history, then dispatch its successors if the task is finished."""
+    error = outcome.error or _bad_branch(ti, outcome.branch)
+    if outcome.skipped:
+        tried, moved = "skipped", states.skip(ti.id, try_number, outcome.error)
+        finished = moved
+    elif outcome.ok and error is None:
+        tried, moved = "success", states.succeed(ti.id, try_number, outcome.result)
+        finished = moved
     else:
-        reached = states.fail(ti.id, try_number, ti.max_tries, outcome.error, ti.retry_delay)
-        finished = reached == states.TaskState.FAILED
+        delay = retry_delay(try_number, ti.retry_delay, ti.retry_backoff, ti.max_retry_delay)
+        reached = states.fail(ti.id, try_number, ti.max_tries, error, delay)
+        tried, moved, finished = "failed", reached is not None, reached == states.TaskState.FAILED
+    if moved:
+        TaskTry.create(
+            task_instance=ti.id,
+            try_number=try_number,
+            state=tried,
+            started_at=ti.started_at,
+            finished_at=utcnow(),
+            worker=ti.worker,
+            error=error,
+        )
     if finished:
-        dispatch.task_finished(ti.run_id, ti.downstream)
+        dispatch.task_finished(ti.run_id, ti.downstream, branch=outcome.branch)
+
+
+def _bad_branch(ti: TaskInstance, branch) -> str | None:
+    unknown = sorted(set(branch or ()) - set(ti.downstream))
+    if unknown:
+        return f"branch chose {unknown}, which are not downstream of {ti.task_id!r}"
+    return None
 
 
 def build_job(ti: TaskInstance, settings) -> dict:
@@ -58,6 +84,9 @@ def build_job(ti: TaskInstance, settings) -> dict:
         "try_number": ti.try_number,
         "max_tries": ti.max_tries,
         "logical_date": isoformat(run.logical_date),
+        "data_interval_start": isoformat(run.data_interval_start),
+        "data_interval_end": isoformat(run.data_interval_end),
+        "run_type": run.run_type,
     }
     return {
         "source": version.source,

@@ -14,7 +14,7 @@ import peewee
 import pytest
 import redis
 
-from app import config, db, migrations, queue
+from app import clock, config, db, migrations, queue
 from app.config import Settings, load_settings
 from app.models import DagRun
 from app.states import RUN_FINISHED
@@ -88,6 +88,7 @@ def prepare_backend(name: str, var_dir: Path) -> Backend:
     settings = load_settings(env)
     db.bind(settings.database_url)
     queue.rebind(queue.huey, settings)
+    queue.rebind(clock.huey, settings)
     with db.db.connection_context():
         migrations.migrate()
     return Backend(name, settings, env)

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -84,10 +85,23 @@ def wait_for_state(base: str, run_id: int, timeout: float = 60, poll_s: float = 
     raise AssertionError(f"run {run_id} did not finish: {run}")
 
 
+@dataclass
+class System:
+    base: str  # the web process's URL
+    processes: list  # web, worker, clock
+    env: dict  # their environment, to start more of them
+
+    def start(self, process_type: str, output=None):
+        """One more Procfile process (a second worker or clock), stopped with the rest."""
+        command = devserver.read_procfile(ROOT / "Procfile")[process_type]
+        self.processes.append(devserver.start(command, self.env, output=output))
+        return self.processes[-1]
+
+
 @contextlib.contextmanager
 def procfile_system(backend_name: str, var_dir: Path, output=None):
     """Fresh database and queue, the release step run twice, then web, worker and clock;
-    yields the base URL and the processes; stops them on exit."""
+    yields a System; stops every process on exit."""
     if backend_name == "postgres":
         require_postgres()
         require_redis(E2E_REDIS_URL)
@@ -104,9 +118,9 @@ def procfile_system(backend_name: str, var_dir: Path, output=None):
     processes = [
         devserver.start(procfile[name], env, output=output) for name in ("web", "worker", "clock")
     ]
+    system = System(f"http://127.0.0.1:{port}", processes, env)
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_up(base, processes)
-        yield base, processes
+        wait_until_up(system.base, processes)
+        yield system
     finally:
-        devserver.stop(processes)
+        devserver.stop(system.processes)

@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from app import auth, dags, functions, runs
 from app.errors import BadRequest, Invalid, UnsupportedMediaType
-from app.models import DagRun, FunctionVersion
+from app.models import DagRun, FunctionVersion, TaskTry
 from app.states import RUN_FINISHED
 from app.web import serialize
 
@@ -188,9 +188,21 @@ def trigger_run(dag_id):
         raise Invalid(
             [{"field": "", "message": 'the body may hold only "conf" and "logical_date"'}]
         )
-    logical_date = runs.parse_logical_date(body.get("logical_date"))
+    logical_date = runs.parse_date(body.get("logical_date"), "logical_date")
     run, _ = runs.trigger(dag_id, body.get("conf"), logical_date=logical_date)
     return jsonify(serialize.run(run, runs.task_instances(run))), 201
+
+
+@api.post("/dags/<dag_id>/backfill")
+@needs("operator")
+def backfill(dag_id):
+    body = json_body()
+    if not isinstance(body, dict) or set(body) != {"start", "end"}:
+        raise Invalid([{"field": "", "message": 'the body must be {"start": ..., "end": ...}'}])
+    start = runs.parse_date(body["start"], "start")
+    end = runs.parse_date(body["end"], "end")
+    created = runs.backfill(dag_id, start, end)
+    return jsonify({"created": len(created), "runs": [serialize.run(r) for r in created]}), 201
 
 
 @api.get("/dags/<dag_id>/runs")
@@ -218,10 +230,30 @@ def cancel_run(run_id):
     return jsonify(serialize.run(run, runs.task_instances(run)))
 
 
+@api.post("/runs/<int:run_id>/rerun")
+@needs("operator")
+def rerun_failed(run_id):
+    cleared = runs.rerun_failed(run_id)
+    run = runs.get(run_id)
+    return jsonify({"cleared": cleared, "run": serialize.run(run, runs.task_instances(run))})
+
+
+@api.post("/runs/<int:run_id>/tasks/<task_id>/mark")
+@needs("operator")
+def mark_task(run_id, task_id):
+    body = json_body()
+    if not isinstance(body, dict) or set(body) != {"state"}:
+        raise Invalid([{"field": "", "message": 'the body must be {"state": "success"|"failed"}'}])
+    return jsonify(serialize.task_instance(runs.mark(run_id, task_id, body["state"])))
+
+
 @api.get("/runs/<int:run_id>/tasks/<task_id>")
 @needs("viewer")
 def get_task_instance(run_id, task_id):
-    return jsonify(serialize.task_instance(runs.task_instance(run_id, task_id)))
+    ti = runs.task_instance(run_id, task_id)
+    body = serialize.task_instance(ti)
+    body["tries"] = [serialize.task_try(t) for t in ti.tries.order_by(TaskTry.try_number)]
+    return jsonify(body)
 
 
 @api.get("/runs/<int:run_id>/tasks/<task_id>/logs")

@@ -1,6 +1,6 @@
 """Models to JSON-ready dicts for the API (and the UI)."""
 
-from app.models import Dag, DagRun, DagVersion, Function, FunctionVersion, TaskInstance
+from app.models import Dag, DagRun, DagVersion, Function, FunctionVersion, TaskInstance, TaskTry
 from app.timeutil import isoformat
 
 
@@ -39,7 +39,7 @@ def dag(dag_row: Dag, version: DagVersion, last_run: DagRun | None = None) -> di
         "created_at": isoformat(dag_row.created_at),
         "updated_at": isoformat(dag_row.updated_at),
         "last_run": run(last_run) if last_run else None,
-        "next_run_at": None,  # scheduled runs arrive with the scheduling issue
+        "next_run_at": None if dag_row.paused else isoformat(dag_row.next_run_at),
     }
 
 
@@ -52,6 +52,8 @@ def run(run_row: DagRun, tis: list[TaskInstance] | None = None) -> dict:
         "run_type": run_row.run_type,
         "state": run_row.state,
         "logical_date": isoformat(run_row.logical_date),
+        "data_interval_start": isoformat(run_row.data_interval_start),
+        "data_interval_end": isoformat(run_row.data_interval_end),
         "conf": run_row.conf,
         "created_at": isoformat(run_row.created_at),
         "started_at": isoformat(run_row.started_at),
@@ -84,4 +86,15 @@ def task_instance(ti: TaskInstance) -> dict:
         "worker": ti.worker,
         "result": ti.result,
         "error": ti.error,
+    }
+
+
+def task_try(row: TaskTry) -> dict:
+    return {
+        "try_number": row.try_number,
+        "state": row.state,
+        "started_at": isoformat(row.started_at),
+        "finished_at": isoformat(row.finished_at),
+        "worker": row.worker,
+        "error": row.error,
     }

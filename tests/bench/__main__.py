@@ -104,7 +104,8 @@ def invoke(base: str, calls: int) -> dict:
 
 def run_backend(name: str, quick: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "processes.log", "w") as log:
-        with procfile_system(name, Path(tmp) / "var", output=log) as (base, _processes):
+        with procfile_system(name, Path(tmp) / "var", output=log) as system:
+            base = system.base
             deploy_examples_over_http(base)
             wait_for_state(base, post(base, "/api/v1/dags/example_pipeline/runs")["run_id"])
             return {

@@ -9,9 +9,9 @@ from tests.system import AUTH, deploy_examples_over_http, procfile_system, wait_
 
 @pytest.fixture(params=["postgres", "embedded"])
 def system(request, tmp_path):
-    with procfile_system(request.param, tmp_path / "var") as (base, processes):
-        yield base
-    assert [p.returncode for p in processes] == [0, 0, 0], "a process did not stop cleanly"
+    with procfile_system(request.param, tmp_path / "var") as system:
+        yield system.base
+    assert [p.returncode for p in system.processes] == [0, 0, 0], "a process did not stop cleanly"
 
 
 @pytest.mark.e2e

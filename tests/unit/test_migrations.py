@@ -9,7 +9,7 @@ import peewee
 import pytest
 
 from app import db, migrations
-from app.models import ALL_MODELS, Dag, DagRun, Function, SchemaVersion
+from app.models import ALL_MODELS, Dag, DagRun, Function, SchemaVersion, TaskTry
 from tests.conftest import POSTGRES_URL, require_postgres, reset_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +96,34 @@ def test_other_runs_may_share_a_logical_date(backend):
     ]:
         DagRun.create(dag=dag, run_type=run_type, logical_date=LOGICAL_DATE, state="queued")
     assert DagRun.select().count() == 5
+
+
+V2_COLUMNS = {
+    "dag": ["next_run_at"],
+    "dag_run": ["data_interval_start", "data_interval_end", "timeout_at"],
+    "task_instance": ["retry_backoff", "max_retry_delay"],
+}
+
+
+def columns(table: str) -> set[str]:
+    return {column.name for column in db.db.get_columns(table)}
+
+
+def test_a_version_1_database_is_upgraded_in_place_keeping_its_data(backend):
+    from playhouse import migrate as schema
+
+    Function.create(name="kept")
+    migrator = schema.SchemaMigrator.from_database(db.db.obj)
+    schema.migrate(migrator.drop_index("dag", "dag_next_run_at"))
+    for table, names in V2_COLUMNS.items():
+        schema.migrate(*(migrator.drop_column(table, name) for name in names))
+    db.db.drop_tables([TaskTry])
+    SchemaVersion.update(version=1).execute()
+    assert not columns("dag_run") & set(V2_COLUMNS["dag_run"])
+
+    assert migrations.migrate() == (1, 2)
+    for table, names in V2_COLUMNS.items():
+        assert set(names) <= columns(table), table
+    assert "task_try" in db.db.get_tables()
+    assert [f.name for f in Function.select()] == ["kept"]
+    assert stamped_versions() == [2]
