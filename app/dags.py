@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from app import dispatch, functions, schedule
+from app import dispatch, functions, pools, schedule
 from app.dagspec import DagSpec, SpecInvalid, parse_dag_spec
 from app.db import db
 from app.errors import Conflict, Invalid, NotFound
@@ -16,9 +16,18 @@ from app.timeutil import utcnow
 
 def parse(payload, dag_id: str | None = None) -> DagSpec:
     try:
-        return parse_dag_spec(payload, functions.names(), dag_id=dag_id)
+        spec = parse_dag_spec(payload, functions.names(), dag_id=dag_id)
     except SpecInvalid as exc:
         raise Invalid(exc.errors) from None
+    known = pools.names()
+    unknown = [
+        {"field": f"tasks[{i}].pool", "message": f"unknown pool '{task.pool}'"}
+        for i, task in enumerate(spec.tasks)
+        if task.pool is not None and task.pool not in known
+    ]
+    if unknown:
+        raise Invalid(unknown)
+    return spec
 
 
 def create(payload) -> tuple[Dag, DagVersion]:

@@ -27,7 +27,8 @@ PRESETS = {
 
 _ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 _ID_RULE = "1-100 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
-_RETRY_KEYS = ("retries", "retry_delay", "retry_backoff", "max_retry_delay", "timeout")
+# Task settings that default_args may supply.
+_INHERITED_KEYS = ("retries", "retry_delay", "retry_backoff", "max_retry_delay", "timeout", "pool")
 
 
 class SpecInvalid(Exception):
@@ -55,6 +56,7 @@ class TaskSpec:
     retry_backoff: bool = False
     max_retry_delay: float = 3600.0
     timeout: float | None = None  # None: the function's own timeout
+    pool: str | None = None  # a named pool whose slots bound how many such tasks run at once
 
 
 @dataclass(frozen=True)
@@ -185,12 +187,15 @@ def _timezone(value):
     return "must be an IANA time zone name such as 'Europe/Lisbon'"
 
 
-_RETRY_CHECKS = {
+_INHERITED_CHECKS = {
     "retries": _non_negative_int,
     "retry_delay": _positive_seconds,
     "retry_backoff": _boolean,
     "max_retry_delay": _positive_seconds,
     "timeout": _or_null(_positive_seconds),
+    "pool": _or_null(
+        _check(lambda v: isinstance(v, str) and bool(_ID.fullmatch(v)), "must be a pool name")
+    ),
 }
 _DAG_CHECKS = {
     "description": _string,
@@ -207,7 +212,7 @@ _TASK_CHECKS = {
     "version": _or_null(_positive_int),
     "args": _object,
     "trigger_rule": _trigger_rule,
-    **_RETRY_CHECKS,
+    **_INHERITED_CHECKS,
 }
 
 
@@ -402,8 +407,8 @@ def validate_dag_spec(data, function_names, dag_id=None):
     _check_values(data, _DAG_CHECKS, "", errors)
     _check_dates(data, errors)
     if isinstance(data.get("default_args"), dict):
-        _check_keys(data["default_args"], _RETRY_KEYS, "default_args.", errors)
-        _check_values(data["default_args"], _RETRY_CHECKS, "default_args.", errors)
+        _check_keys(data["default_args"], _INHERITED_KEYS, "default_args.", errors)
+        _check_values(data["default_args"], _INHERITED_CHECKS, "default_args.", errors)
     _check_tasks(data, function_names, errors)
     for key in ("on_success", "on_failure"):
         if data.get(key) is not None:
@@ -441,7 +446,7 @@ def parse_dag_spec(data, function_names, dag_id=None):
 
 def _task_spec(task, default_args):
     """A task's own retry settings win over default_args, which win over TaskSpec defaults."""
-    settings = {**default_args, **{k: task[k] for k in _RETRY_KEYS if k in task}}
+    settings = {**default_args, **{k: task[k] for k in _INHERITED_KEYS if k in task}}
     for key in ("retry_delay", "max_retry_delay", "timeout"):
         if settings.get(key) is not None:
             settings[key] = float(settings[key])

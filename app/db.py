@@ -1,5 +1,9 @@
 """The metadata database: one peewee proxy, bound to Postgres or SQLite from DATABASE_URL."""
 
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
 from urllib.parse import urlparse
 
 import peewee
@@ -9,9 +13,8 @@ from playhouse.pool import PooledPostgresqlDatabase
 db = peewee.DatabaseProxy()
 
 SQLITE_PRAGMAS = {
-    "journal_mode": "wal",
-    "synchronous": "normal",
     "busy_timeout": 10000,  # ms: writers from web, worker and clock processes wait their turn
+    "synchronous": "normal",
     "foreign_keys": 1,
 }
 
@@ -24,12 +27,28 @@ def open_database(url: str) -> peewee.Database:
         return PooledPostgresqlDatabase(database, max_connections=64, stale_timeout=300, **params)
     if scheme == "sqlite":
         path = url[len("sqlite:///") :]
+        _ensure_wal(path)
         # IMMEDIATE: a transaction takes the write lock at BEGIN, so two writers never
         # deadlock upgrading a read lock (a SQLITE_BUSY that busy_timeout cannot fix).
         return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
     raise ValueError(
         f"DATABASE_URL must be postgres://, postgresql:// or sqlite:///, not {scheme!r}"
     )
+
+
+def _ensure_wal(path: str, attempts: int = 100) -> None:
+    """WAL is a property of the file, set once. Two processes setting it on a new file at the
+    same moment: one gets SQLITE_BUSY at once (no busy handler applies), so it retries."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(attempts):
+        try:
+            with closing(sqlite3.connect(path, timeout=10)) as connection:
+                connection.execute("PRAGMA journal_mode=wal")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02)
 
 
 def bind(url: str) -> peewee.Database:

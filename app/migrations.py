@@ -15,7 +15,7 @@ import peewee as pw
 from playhouse import migrate as schema
 
 from app.db import db, is_postgres
-from app.models import ALL_MODELS, SchemaVersion, TaskTry
+from app.models import ALL_MODELS, Pool, SchemaVersion, TaskTry
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,22 @@ def _v2_scheduling() -> None:
     db.create_tables([TaskTry])
 
 
+def _v3_slots() -> None:
+    """Pools and max_active_tasks: slot counts per DAG and per pool."""
+    migrator = schema.SchemaMigrator.from_database(db.obj)
+    db.create_tables([Pool])
+    schema.migrate(
+        migrator.add_column("dag_run", "max_active_tasks", pw.IntegerField(null=True)),
+        migrator.add_column("task_instance", "dag_pk", pw.IntegerField(null=True)),
+        migrator.add_column("task_instance", "pool", pw.CharField(max_length=100, null=True)),
+        migrator.add_column("task_instance", "parked", pw.BooleanField(default=False)),
+        migrator.add_index("task_instance", ("dag_pk", "state")),
+        migrator.add_index("task_instance", ("pool", "state")),
+    )
+
+
 # (version, callable) in ascending order; each brings the schema from version-1 to version.
-STEPS: list = [(2, _v2_scheduling)]
+STEPS: list = [(2, _v2_scheduling), (3, _v3_slots)]
 LATEST = 1 + len(STEPS)
 
 

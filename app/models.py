@@ -72,6 +72,15 @@ class DagVersion(BaseModel):
         indexes = ((("dag", "version"), True),)
 
 
+class Pool(BaseModel):
+    """A named number of slots: at most that many task instances in the pool run at once,
+    across all DAGs."""
+
+    name = pw.CharField(max_length=100, unique=True)
+    slots = pw.IntegerField()
+    description = pw.TextField(default="")
+
+
 class DagRun(BaseModel):
     """A run of a DAG version, or of one function (``invoke``: dag is null)."""
 
@@ -89,6 +98,7 @@ class DagRun(BaseModel):
     data_interval_start = pw.DateTimeField(null=True)
     data_interval_end = pw.DateTimeField(null=True)
     timeout_at = pw.DateTimeField(null=True)  # dagrun_timeout: failed if still going then
+    max_active_tasks = pw.IntegerField(null=True)  # from the spec; null: no limit (invoke)
 
     class Meta:
         indexes = ((("dag", "id"), False), (("state",), False))
@@ -98,6 +108,7 @@ class TaskInstance(BaseModel):
     """One task of one run. Self-contained: the worker needs no spec to run it or its successors."""
 
     run = pw.ForeignKeyField(DagRun, backref="task_instances", on_delete="CASCADE")
+    dag_pk = pw.IntegerField(null=True)  # the run's Dag.id, copied to count a DAG's slots
     task_id = pw.CharField(max_length=100)
     function_version = pw.ForeignKeyField(FunctionVersion, on_delete="CASCADE")
     state = pw.CharField(max_length=20)
@@ -111,6 +122,8 @@ class TaskInstance(BaseModel):
     upstream = JSONField(default=list)
     downstream = JSONField(default=list)
     trigger_rule = pw.CharField(max_length=40, default="all_success")
+    pool = pw.CharField(max_length=100, null=True)
+    parked = pw.BooleanField(default=False)  # queued, but its DAG or pool had no free slot
     queued_at = pw.DateTimeField(null=True)
     started_at = pw.DateTimeField(null=True)
     finished_at = pw.DateTimeField(null=True)
@@ -121,7 +134,12 @@ class TaskInstance(BaseModel):
     error = pw.TextField(null=True)
 
     class Meta:
-        indexes = ((("run", "task_id"), True), (("state", "queued_at"), False))
+        indexes = (
+            (("run", "task_id"), True),
+            (("state", "queued_at"), False),
+            (("dag_pk", "state"), False),
+            (("pool", "state"), False),
+        )
 
 
 class TaskTry(BaseModel):
@@ -168,6 +186,7 @@ ALL_MODELS = [
     FunctionVersion,
     Dag,
     DagVersion,
+    Pool,
     DagRun,
     TaskInstance,
     TaskTry,

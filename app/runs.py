@@ -96,6 +96,7 @@ def _create_run(dag, version, function, run_type, logical_date, conf, key, inter
     return DagRun.create(
         dag=dag,
         dag_version=version,
+        max_active_tasks=version.spec.get("max_active_tasks") if version else None,
         function=function,
         run_type=run_type,
         logical_date=logical_date or now,
@@ -112,6 +113,8 @@ def _create_task_instance(run, task: dict, version: FunctionVersion, spec: dict)
     downstream = [t["task_id"] for t in spec["tasks"] if task["task_id"] in t.get("upstream", [])]
     return TaskInstance.create(
         run=run,
+        dag_pk=run.dag_id,
+        pool=task.get("pool"),
         task_id=task["task_id"],
         function_version=version,
         state=str(TaskState.NONE),

@@ -135,10 +135,30 @@ def requeue_lost(ti_id: int, try_number: int, queued_before: datetime, now: date
     return bool(moved)
 
 
+def park(ti_id: int, try_number: int) -> bool:
+    """A queued try whose DAG or pool has no free slot waits, with no message in flight."""
+    query = TaskInstance.update(parked=True).where(
+        _this_try(ti_id, try_number) & (TaskInstance.state == str(T.QUEUED))
+    )
+    return query.execute() == 1
+
+
+def unpark(ti_id: int, try_number: int) -> bool:
+    """A slot is free: the parked try is enqueued again (after the commit)."""
+    query = TaskInstance.update(parked=False).where(
+        _this_try(ti_id, try_number) & (TaskInstance.state == str(T.QUEUED)) & TaskInstance.parked
+    )
+    if query.execute() != 1:
+        return False
+    db.after_commit(lambda: queue.enqueue_task(ti_id, try_number))
+    return True
+
+
 def claim(ti_id: int, try_number: int, worker: str) -> bool:
     """queued -> running for exactly this try; False means drop the message."""
     now = utcnow()
     fields = dict(started_at=now, heartbeat_at=now, worker=worker, result=None, error=None)
+    fields["parked"] = False
     return _move_tasks(_this_try(ti_id, try_number), [T.QUEUED], T.RUNNING, **fields) == 1
 
 

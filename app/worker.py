@@ -6,7 +6,7 @@ import os
 import socket
 import time
 
-from app import dispatch, sandbox, states
+from app import dispatch, sandbox, slots, states
 from app.config import current
 from app.db import db
 from app.models import DagRun, FunctionVersion, TaskInstance, TaskLog, TaskTry
@@ -22,8 +22,9 @@ FLUSH_BYTES = 64 * 1024  # write the buffered log early when it grows past this
 def run_try(ti_id: int, try_number: int) -> None:
     settings = current()
     with db.connection_context():
-        if not states.claim(ti_id, try_number, WORKER_NAME):
-            log.info("task instance %s try %s is not queued: message dropped", ti_id, try_number)
+        gate = slots.gate_of(ti_id)
+        if not slots.claim(gate, ti_id, try_number, WORKER_NAME):
+            log.info("task instance %s try %s not claimed: message dropped", ti_id, try_number)
             return
         ti = TaskInstance.get_by_id(ti_id)
         observer = TryObserver(ti_id, try_number, settings.heartbeat_s, settings.log_cap_bytes)
@@ -36,6 +37,7 @@ def run_try(ti_id: int, try_number: int) -> None:
             observer.output(f"\n[brisa] try {try_number} failed: {outcome.error}\n")
         observer.flush()
         record_outcome(ti, try_number, outcome)
+        slots.wake(gate)
 
 
 def record_outcome(ti: TaskInstance, try_number: int, outcome: sandbox.Outcome) -> None:

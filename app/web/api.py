@@ -5,9 +5,9 @@ from functools import wraps
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from app import auth, dags, functions, runs
+from app import auth, dags, functions, pools, runs
 from app.errors import BadRequest, Invalid, UnsupportedMediaType
-from app.models import DagRun, FunctionVersion, TaskTry
+from app.models import DagRun, FunctionVersion, Pool, TaskTry
 from app.states import RUN_FINISHED
 from app.web import serialize
 
@@ -174,6 +174,39 @@ def patch_dag(dag_id):
 @needs("admin")
 def delete_dag(dag_id):
     dags.delete(dag_id)
+    return "", 204
+
+
+# Pools ----------------------------------------------------------------------------------
+
+
+def _pool_json(pool) -> dict:
+    return {"name": pool.name, "slots": pool.slots, "description": pool.description}
+
+
+@api.get("/pools")
+@needs("viewer")
+def list_pools():
+    return jsonify({"pools": [_pool_json(p) for p in Pool.select().order_by(Pool.name)]})
+
+
+@api.get("/pools/<name>")
+@needs("viewer")
+def get_pool(name):
+    return jsonify(_pool_json(pools.get(name)))
+
+
+@api.put("/pools/<name>")
+@needs("admin")
+def put_pool(name):
+    pool, created = pools.put(name, json_body())
+    return jsonify(_pool_json(pool)), 201 if created else 200
+
+
+@api.delete("/pools/<name>")
+@needs("admin")
+def delete_pool(name):
+    pools.get(name).delete_instance()
     return "", 204
 
 

@@ -78,6 +78,7 @@ def task_instance(ti: TaskInstance) -> dict:
         "function_version": ti.function_version.version,
         "upstream": ti.upstream,
         "trigger_rule": ti.trigger_rule,
+        "pool": ti.pool,
         "queued_at": isoformat(ti.queued_at),
         "started_at": isoformat(ti.started_at),
         "finished_at": isoformat(ti.finished_at),

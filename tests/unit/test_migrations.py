@@ -9,7 +9,7 @@ import peewee
 import pytest
 
 from app import db, migrations
-from app.models import ALL_MODELS, Dag, DagRun, Function, SchemaVersion, TaskTry
+from app.models import ALL_MODELS, Dag, DagRun, Function, Pool, SchemaVersion, TaskTry
 from tests.conftest import POSTGRES_URL, require_postgres, reset_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -98,10 +98,10 @@ def test_other_runs_may_share_a_logical_date(backend):
     assert DagRun.select().count() == 5
 
 
-V2_COLUMNS = {
+ADDED_SINCE_V1 = {  # columns the migration steps add (v2: scheduling; v3: slots)
     "dag": ["next_run_at"],
-    "dag_run": ["data_interval_start", "data_interval_end", "timeout_at"],
-    "task_instance": ["retry_backoff", "max_retry_delay"],
+    "dag_run": ["data_interval_start", "data_interval_end", "timeout_at", "max_active_tasks"],
+    "task_instance": ["retry_backoff", "max_retry_delay", "dag_pk", "pool", "parked"],
 }
 
 
@@ -110,20 +110,26 @@ def columns(table: str) -> set[str]:
 
 
 def test_a_version_1_database_is_upgraded_in_place_keeping_its_data(backend):
+    """Make the database look as version 1 left it, then migrate."""
     from playhouse import migrate as schema
 
     Function.create(name="kept")
     migrator = schema.SchemaMigrator.from_database(db.db.obj)
-    schema.migrate(migrator.drop_index("dag", "dag_next_run_at"))
-    for table, names in V2_COLUMNS.items():
+    for table, index in [
+        ("dag", "dag_next_run_at"),
+        ("task_instance", "task_instance_dag_pk_state"),
+        ("task_instance", "task_instance_pool_state"),
+    ]:
+        schema.migrate(migrator.drop_index(table, index))
+    for table, names in ADDED_SINCE_V1.items():
         schema.migrate(*(migrator.drop_column(table, name) for name in names))
-    db.db.drop_tables([TaskTry])
+    db.db.drop_tables([TaskTry, Pool])
     SchemaVersion.update(version=1).execute()
-    assert not columns("dag_run") & set(V2_COLUMNS["dag_run"])
+    assert not columns("dag_run") & set(ADDED_SINCE_V1["dag_run"])
 
-    assert migrations.migrate() == (1, 2)
-    for table, names in V2_COLUMNS.items():
+    assert migrations.migrate() == (1, migrations.LATEST)
+    for table, names in ADDED_SINCE_V1.items():
         assert set(names) <= columns(table), table
-    assert "task_try" in db.db.get_tables()
+    assert {"task_try", "pool"} <= set(db.db.get_tables())
     assert [f.name for f in Function.select()] == ["kept"]
-    assert stamped_versions() == [2]
+    assert stamped_versions() == [migrations.LATEST]

@@ -1,0 +1,108 @@
+"""Slots: ``max_active_tasks`` per DAG and named pools shared across DAGs.
+
+A worker claims a try only while its DAG and its pool have a free slot, checked and taken
+under a lock per DAG and per pool (Postgres advisory locks; on SQLite every write
+transaction holds the database's write lock). A try that finds no slot is parked: it stays
+``queued`` with no message in flight, and the next try of that DAG or pool to end wakes it.
+The clock's lost-message rule is the safety net for a wake-up that never comes.
+"""
+
+import zlib
+from dataclasses import dataclass
+
+from app import states
+from app.db import db, is_postgres
+from app.models import DagRun, Pool, TaskInstance
+from app.states import TaskState
+
+DAG_LOCK, POOL_LOCK = 1, 2  # the first key of each two-key advisory lock
+
+
+@dataclass(frozen=True)
+class Gate:
+    dag_pk: int | None
+    dag_limit: int | None
+    pool: str | None
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.dag_limit or self.pool)
+
+
+def gate_of(ti_id: int) -> Gate | None:
+    row = (
+        TaskInstance.select(TaskInstance.dag_pk, TaskInstance.pool, DagRun.max_active_tasks)
+        .join(DagRun)
+        .where(TaskInstance.id == ti_id)
+        .tuples()
+        .first()
+    )
+    if row is None:
+        return None
+    dag_pk, pool, dag_limit = row
+    return Gate(dag_pk, dag_limit, pool)
+
+
+def claim(gate: Gate | None, ti_id: int, try_number: int, worker: str) -> bool:
+    """Claim the try if a slot is free, else park it; False means drop the message."""
+    if gate is None or not gate.limited:
+        return states.claim(ti_id, try_number, worker)
+    with db.atomic():
+        _lock(gate)
+        if _free_dag_slots(gate) <= 0 or _free_pool_slots(gate) <= 0:
+            states.park(ti_id, try_number)
+            return False
+        return states.claim(ti_id, try_number, worker)
+
+
+def wake(gate: Gate | None) -> int:
+    """After a try of this DAG or pool ended: queue again as many parked tries as there are
+    free slots now; returns how many."""
+    if gate is None or not gate.limited or not _parked(gate).exists():
+        return 0
+    woken = 0
+    with db.atomic():
+        _lock(gate)
+        free = min(_free_dag_slots(gate), _free_pool_slots(gate))
+        for ti in _parked(gate).order_by(TaskInstance.queued_at).limit(max(free, 0)):
+            woken += states.unpark(ti.id, ti.try_number)
+    return woken
+
+
+def _parked(gate: Gate):
+    same = TaskInstance.dag_pk == gate.dag_pk
+    if gate.pool:
+        same = same | (TaskInstance.pool == gate.pool)
+    return TaskInstance.select(TaskInstance.id, TaskInstance.try_number).where(
+        (TaskInstance.state == str(TaskState.QUEUED)) & TaskInstance.parked & same
+    )
+
+
+def _lock(gate: Gate) -> None:
+    """Serialise the slot checks of one DAG and one pool (always in this order)."""
+    if not is_postgres():
+        return
+    if gate.dag_pk is not None:
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (DAG_LOCK, gate.dag_pk))
+    if gate.pool:
+        key = zlib.crc32(gate.pool.encode()) - 2**31  # into a signed 32-bit int
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (POOL_LOCK, key))
+
+
+def _running(where) -> int:
+    return (
+        TaskInstance.select().where(where & (TaskInstance.state == str(TaskState.RUNNING))).count()
+    )
+
+
+def _free_dag_slots(gate: Gate) -> int:
+    if not gate.dag_limit:
+        return 1
+    return gate.dag_limit - _running(TaskInstance.dag_pk == gate.dag_pk)
+
+
+def _free_pool_slots(gate: Gate) -> int:
+    pool = Pool.get_or_none(Pool.name == gate.pool) if gate.pool else None
+    if pool is None:  # no pool, or one deleted since: not limited by a pool
+        return 1
+    return pool.slots - _running(TaskInstance.pool == gate.pool)
