@@ -211,8 +211,10 @@ def rerun_failed(run_id: int) -> list[str]:
     """Clear the failed, upstream_failed and cancelled tasks of a run, so they run again."""
     get(run_id)
     again = [str(s) for s in (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.CANCELLED)]
-    rows = TaskInstance.select(TaskInstance.task_id).where(
-        (TaskInstance.run == run_id) & TaskInstance.state.in_(again)
+    rows = (
+        TaskInstance.select(TaskInstance.task_id)
+        .where((TaskInstance.run == run_id) & TaskInstance.state.in_(again))
+        .order_by(TaskInstance.id)
     )
     task_ids = [row.task_id for row in rows]
     if not task_ids:

@@ -56,3 +56,49 @@ def test_trigger_of_an_unknown_dag_fails_clearly(backend):
     done = cli(backend, "trigger", "nope", check=False)
     assert done.returncode == 1
     assert "no DAG 'nope'" in done.stderr
+
+
+def test_operations_from_the_cli(backend, client, admin, consumer):
+    from tests.conftest import deploy_source
+
+    deploy_source(client, admin, "bad", "def handler(e, c):\n    raise ValueError('no')\n")
+    deploy_source(client, admin, "ok", "def handler(e, c):\n    return 1\n")
+    spec = {
+        "dag_id": "ops",
+        "schedule": "0 * * * *",
+        "start_date": "2026-01-01T00:00:00Z",
+        "tasks": [
+            {"task_id": "a", "function": "bad"},
+            {"task_id": "b", "function": "ok", "upstream": ["a"]},
+        ],
+    }
+    assert client.post("/api/v1/dags", json=spec, headers=admin).status_code == 201
+    assert json.loads(cli(backend, "pause", "ops").stdout) == {"dag_id": "ops", "paused": True}
+    assert json.loads(cli(backend, "unpause", "ops").stdout)["paused"] is False
+
+    out = cli(
+        backend,
+        "backfill",
+        "ops",
+        "--start",
+        "2026-01-01T00:00:00Z",
+        "--end",
+        "2026-01-01T02:00:00Z",
+    )
+    backfilled = json.loads(out.stdout)
+    assert backfilled["created"] == 3
+    run_id = backfilled["run_ids"][0]
+    assert wait_for_run(run_id).state == "failed"
+
+    marked = json.loads(cli(backend, "mark", str(run_id), "a", "success").stdout)
+    assert marked == {"task_id": "a", "state": "success"}
+    cleared = json.loads(cli(backend, "clear", str(run_id), "b").stdout)
+    assert cleared == {"cleared": ["b"]}
+    assert wait_for_run(run_id).state == "success"
+
+    other = backfilled["run_ids"][1]
+    assert wait_for_run(other).state == "failed"
+    assert json.loads(cli(backend, "rerun", str(other)).stdout) == {"cleared": ["a", "b"]}
+    wait_for_run(other)
+    done = cli(backend, "cancel", str(other), check=False)
+    assert done.returncode == 1 and "only a queued or running run" in done.stderr
