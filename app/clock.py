@@ -6,11 +6,12 @@ tick makes is a compare-and-set.
 """
 
 import logging
+import time
 from datetime import datetime, timedelta
 
-from huey import crontab
+from huey import consumer, crontab
 
-from app import dispatch, scheduler, states
+from app import dispatch, sandbox, scheduler, slots, states, worker
 from app.config import current
 from app.db import db, ensure_bound
 from app.models import DagRun, TaskInstance
@@ -21,15 +22,20 @@ from app.timeutil import as_utc, ceil_second, utcnow
 log = logging.getLogger(__name__)
 
 huey = make_huey("brisa-clock", current())
+# huey checks periodic tasks every 60 s; BRISA_TICK_SECONDS (a divisor of 60) ticks more often
+# (the tests' fault injection uses 1 s). Only the clock process imports this module.
+consumer.Scheduler.periodic_task_seconds = current().tick_s
 
 
 @huey.periodic_task(crontab(minute="*"))
 def periodic_tick() -> None:
+    settings = current()
     ensure_bound()
+    started = time.monotonic()
     with db.connection_context():
-        counts = tick(utcnow(), current().queued_timeout_s)
+        counts = tick(utcnow(), settings.queued_timeout_s, settings.heartbeat_timeout_s)
     if any(counts.values()):
-        log.info("tick: %s", counts)
+        log.info("tick in %.3fs: %s", time.monotonic() - started, counts)
 
 
 @huey.task()
@@ -46,10 +52,11 @@ def schedule_run_at(dag_id: str, logical_date: datetime) -> None:
     )
 
 
-def tick(now: datetime, queued_timeout_s: float) -> dict:
-    """One pass of the scheduler, as of ``now``: time out runs, create due runs, and recover
-    what the queue lost."""
+def tick(now: datetime, queued_timeout_s: float, heartbeat_timeout_s: float = 30) -> dict:
+    """One pass of the scheduler, as of ``now``: fail tries whose worker died, time out runs,
+    create due runs, and recover what the queue lost."""
     return {
+        "reaped": reap_dead_tries(now - timedelta(seconds=heartbeat_timeout_s)),
         "timed_out": time_out_runs(now),
         "runs_created": sum(
             scheduler.schedule_dag(d, now, schedule_run_at) for d in scheduler.due_dags(now)
@@ -57,6 +64,22 @@ def tick(now: datetime, queued_timeout_s: float) -> dict:
         "requeued": requeue_lost_messages(now - timedelta(seconds=queued_timeout_s), now),
         "retries_released": release_due_retries(now),
     }
+
+
+def reap_dead_tries(silent_since: datetime) -> int:
+    """Tries still running whose heartbeat stopped before ``silent_since``: their worker died
+    or froze. Fail them into their retry policy; if the worker was only slow, its own late
+    outcome is refused by the compare-and-set."""
+    dead = TaskInstance.select().where(
+        (TaskInstance.state == str(TaskState.RUNNING)) & (TaskInstance.heartbeat_at < silent_since)
+    )
+    reaped = 0
+    for ti in dead:
+        error = f"the worker {ti.worker} stopped heartbeating (dead or frozen)"
+        if worker.record_outcome(ti, ti.try_number, sandbox.Outcome(False, error=error)):
+            reaped += 1
+            slots.wake(slots.gate_of(ti.id))
+    return reaped
 
 
 def time_out_runs(now: datetime) -> int:

@@ -26,6 +26,9 @@ class Settings:
     max_body_bytes: int  # request bodies above this are refused with 413
     queued_timeout_s: float  # a task queued and unclaimed this long is enqueued again
     heartbeat_s: float  # how often a running try refreshes its heartbeat
+    heartbeat_timeout_s: float  # a running try silent this long is dead: the clock fails it
+    tick_s: float  # how often the clock ticks (a divisor of 60)
+    db_retry_s: float  # how long a worker keeps retrying to record an outcome while the DB is down
     log_cap_bytes: int  # log kept per try; the rest is dropped with a marker
     result_cap_bytes: int  # a bigger JSON result fails the try
     load_examples: bool  # deploy functions/ on first start (embedded default)
@@ -72,6 +75,9 @@ def load_settings(environ=None) -> Settings:
         max_body_bytes=int(environ.get("BRISA_MAX_BODY_BYTES", 1024 * 1024)),
         queued_timeout_s=_env_float(environ, "BRISA_QUEUED_TIMEOUT", 60),
         heartbeat_s=_env_float(environ, "BRISA_HEARTBEAT", 5),
+        heartbeat_timeout_s=_env_float(environ, "BRISA_HEARTBEAT_TIMEOUT", 30),
+        tick_s=_env_float(environ, "BRISA_TICK_SECONDS", 60),
+        db_retry_s=_env_float(environ, "BRISA_DB_RETRY_S", 60),
         log_cap_bytes=int(environ.get("BRISA_LOG_CAP_BYTES", 1024 * 1024)),
         result_cap_bytes=int(environ.get("BRISA_RESULT_CAP_BYTES", 1024 * 1024)),
         load_examples=environ.get("BRISA_LOAD_EXAMPLES", "1") == "1",

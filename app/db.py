@@ -1,5 +1,6 @@
 """The metadata database: one peewee proxy, bound to Postgres or SQLite from DATABASE_URL."""
 
+import logging
 import sqlite3
 import time
 from contextlib import closing
@@ -11,6 +12,7 @@ from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase
 
 db = peewee.DatabaseProxy()
+log = logging.getLogger(__name__)
 
 SQLITE_PRAGMAS = {
     "busy_timeout": 10000,  # ms: writers from web, worker and clock processes wait their turn
@@ -70,3 +72,34 @@ def ensure_bound() -> None:
         from app.config import current
 
         bind(current().database_url)
+
+
+DB_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
+
+
+def retrying(action, seconds: float, first_wait_s: float = 0.2, max_wait_s: float = 5.0):
+    """``action()``, tried again with backoff while the database is unreachable, for up to
+    ``seconds``; the last error is raised after that."""
+    deadline = time.monotonic() + seconds
+    wait = first_wait_s
+    while True:
+        try:
+            return action()
+        except DB_ERRORS:
+            if time.monotonic() + wait > deadline:
+                raise
+            log.warning("database unreachable; trying again in %.1fs", wait)
+            discard_connection()
+            time.sleep(wait)
+            wait = min(wait * 2, max_wait_s)
+
+
+def discard_connection() -> None:
+    """After a database error: drop this connection and the pool's idle ones, which were most
+    likely cut by the same outage."""
+    try:
+        db.close()
+        if hasattr(db.obj, "close_idle"):
+            db.obj.close_idle()
+    except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is dropped
+        pass

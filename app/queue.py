@@ -6,9 +6,10 @@ wake-up call. Redis when REDIS_URL is set, else huey's SQLite storage under var/
 Run a worker with ``huey_consumer app.queue.huey -n ...`` (see the Procfile).
 """
 
+import logging
 from datetime import datetime
 
-from huey import Huey
+from huey import Huey, signals
 from huey.storage import RedisStorage, SqliteStorage
 
 from app.config import Settings, current
@@ -16,6 +17,7 @@ from app.db import db, ensure_bound
 from app.timeutil import as_utc, ceil_second
 
 QUEUE_NAME = "brisa"
+log = logging.getLogger(__name__)
 
 
 def storage_for(settings: Settings) -> tuple[type, dict]:
@@ -56,12 +58,33 @@ def release_retry(ti_id: int, try_number: int) -> None:
         dispatch.release_retry(ti_id, try_number)
 
 
+@huey.signal(signals.SIGNAL_INTERRUPTED)
+def hand_back_interrupted(signal, task, *_args) -> None:
+    """The consumer stopped (SIGTERM, after its --shutdown-timeout grace) with this task still
+    running: hand the try back instead of leaving it to the heartbeat rule."""
+    if task.name == run_task_instance.name:
+        from app import worker
+
+        worker.hand_back(*task.args)
+
+
 def enqueue_task(ti_id: int, try_number: int) -> None:
-    run_task_instance(ti_id, try_number)
+    """Send the wake-up call for a queued try. If the queue is unreachable the try stays
+    queued in the database, and the clock enqueues it again once it has waited
+    BRISA_QUEUED_TIMEOUT: a trigger never fails because Redis is down."""
+    try:
+        run_task_instance(ti_id, try_number)
+    except Exception:  # noqa: BLE001 - any storage error: the database keeps the truth
+        log.warning(
+            "queue unreachable: task instance %s try %s waits for the clock", ti_id, try_number
+        )
 
 
 def schedule_retry(ti_id: int, try_number: int, eta: datetime) -> None:
     """Release the retry at its time, by huey's scheduler; the clock's tick is the safety net
     if this message is lost. huey's Redis schedule keeps whole seconds (rounded down), so the
     ETA is rounded up: the release comes at most a scheduler interval late, never early."""
-    release_retry.schedule((ti_id, try_number), eta=as_utc(ceil_second(eta)))
+    try:
+        release_retry.schedule((ti_id, try_number), eta=as_utc(ceil_second(eta)))
+    except Exception:  # noqa: BLE001 - the clock releases due retries anyway
+        log.warning("queue unreachable: the retry of task instance %s waits for the clock", ti_id)

@@ -31,6 +31,7 @@ forkserver.set_forkserver_preload(["app.sandbox_child"])
 SECRET_VARIABLES = ("DATABASE_URL", "REDIS_URL", "REDIS_TLS_URL", "SECRET_KEY")
 _fork_server_lock = threading.Lock()
 _fork_server_started = False
+_running: dict = {}  # key -> the Process of a run() under way, for kill(key)
 
 TICK_S = 0.25  # how often the observer is asked whether to go on (flush logs, heartbeat)
 DRAIN_S = 0.5  # after the outcome, how long to wait for the rest of the output
@@ -88,9 +89,10 @@ class Observer:
         return True
 
 
-def run(job: dict, timeout: float, observer: Observer | None = None) -> Outcome:
+def run(job: dict, timeout: float, observer: Observer | None = None, key=None) -> Outcome:
     """Run ``job`` (see sandbox_child.main) and return its outcome; never raises for what the
-    function does: a crash, a hang, a kill or bad output all come back as a failed Outcome."""
+    function does: a crash, a hang, a kill or bad output all come back as a failed Outcome.
+    With ``key``, ``kill(key)`` from another thread ends it early."""
     observer = observer or Observer()
     _start_fork_server()
     job = {**job, "workdir": tempfile.mkdtemp(prefix="brisa-try-")}
@@ -99,16 +101,27 @@ def run(job: dict, timeout: float, observer: Observer | None = None) -> Outcome:
     process = _WarmProcess(target=sandbox_child.main, args=(job, output_there, outcome_there))
     try:
         process.start()
+        _running[key] = process
         output_there.close()
         outcome_there.close()
         return _supervise(process, output_here, outcome_here, timeout, observer)
     finally:
+        _running.pop(key, None)
         _kill_group(process)
         for handle in (output_here, outcome_here, output_there, outcome_there):
             handle.close()
         if process.pid is not None:
             process.join(5)
         shutil.rmtree(job["workdir"], ignore_errors=True)
+
+
+def kill(key) -> bool:
+    """Kill the child of the run() under way with this key, and its process group."""
+    process = _running.get(key)
+    if process is None:
+        return False
+    _kill_group(process)
+    return True
 
 
 def _start_fork_server() -> None:

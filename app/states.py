@@ -210,6 +210,19 @@ def mark(ti_id: int, target: TaskState) -> bool:
     return _move_tasks(TaskInstance.id == ti_id, sources, target, **fields) == 1
 
 
+def hand_back(ti_id: int, try_number: int, reason: str) -> bool:
+    """running -> up_for_retry at once, without spending a retry (max_tries grows by one):
+    the worker shut down before the try could finish. Released after the commit."""
+    now = utcnow()
+    fields = dict(
+        error=reason, finished_at=now, next_try_at=now, max_tries=TaskInstance.max_tries + 1
+    )
+    if not _move_tasks(_this_try(ti_id, try_number), [T.RUNNING], T.UP_FOR_RETRY, **fields):
+        return False
+    db.after_commit(lambda: queue.schedule_retry(ti_id, try_number, now))
+    return True
+
+
 def mark_not_run(ti: TaskInstance, target: TaskState) -> bool:
     """none -> upstream_failed | skipped, decided by the task's trigger rule."""
     now = utcnow()

@@ -8,7 +8,7 @@ import time
 
 from app import dispatch, sandbox, slots, states
 from app.config import current
-from app.db import db
+from app.db import DB_ERRORS, db, discard_connection, ensure_bound, retrying
 from app.models import DagRun, FunctionVersion, TaskInstance, TaskLog, TaskTry
 from app.retries import retry_delay
 from app.timeutil import isoformat, utcnow
@@ -29,20 +29,35 @@ def run_try(ti_id: int, try_number: int) -> None:
         ti = TaskInstance.get_by_id(ti_id)
         observer = TryObserver(ti_id, try_number, settings.heartbeat_s, settings.log_cap_bytes)
         try:
-            outcome = sandbox.run(build_job(ti, settings), ti.timeout, observer)
+            job = build_job(ti, settings)
+            outcome = sandbox.run(job, ti.timeout, observer, key=(ti_id, try_number))
         except Exception as exc:  # noqa: BLE001 - Brisa's own fault must still end the try
             log.exception("task instance %s try %s could not run", ti_id, try_number)
             outcome = sandbox.Outcome(False, error=f"Brisa could not run the try: {exc!r}")
         if not outcome.ok:
             observer.output(f"\n[brisa] try {try_number} failed: {outcome.error}\n")
-        observer.flush()
-        record_outcome(ti, try_number, outcome)
-        slots.wake(gate)
+        # The outcome is kept through a database outage (up to BRISA_DB_RETRY_S): losing it
+        # would make the clock run the function again.
+        retrying(observer.flush, settings.db_retry_s)
+        retrying(lambda: record_outcome(ti, try_number, outcome), settings.db_retry_s)
+        retrying(lambda: slots.wake(gate), settings.db_retry_s)
 
 
-def record_outcome(ti: TaskInstance, try_number: int, outcome: sandbox.Outcome) -> None:
-    """Finish the try by compare-and-set (a try cancelled or marked meanwhile changes
-    nothing), keep its history, then dispatch its successors if the task is finished."""
+def hand_back(ti_id: int, try_number: int) -> None:
+    """The consumer is stopping and this try did not finish within the grace period: give it
+    back to the queue without spending a retry, then kill its child."""
+    ensure_bound()
+    with db.connection_context():
+        if states.hand_back(ti_id, try_number, "handed back: the worker shut down"):
+            _keep_try(ti_id, try_number, "handed_back", "the worker shut down", None, None)
+            log.warning("task instance %s try %s handed back", ti_id, try_number)
+    sandbox.kill((ti_id, try_number))
+
+
+def record_outcome(ti: TaskInstance, try_number: int, outcome: sandbox.Outcome) -> bool:
+    """Finish the try by compare-and-set (a try cancelled, marked or reaped meanwhile changes
+    nothing), keep its history, then dispatch its successors if the task is finished;
+    returns whether this outcome was the one recorded."""
     error = outcome.error or _bad_branch(ti, outcome.branch)
     if outcome.skipped:
         tried, moved = "skipped", states.skip(ti.id, try_number, outcome.error)
@@ -55,17 +70,22 @@ def record_outcome(ti: TaskInstance, try_number: int, outcome: sandbox.Outcome) 
         reached = states.fail(ti.id, try_number, ti.max_tries, error, delay)
         tried, moved, finished = "failed", reached is not None, reached == states.TaskState.FAILED
     if moved:
-        TaskTry.create(
-            task_instance=ti.id,
-            try_number=try_number,
-            state=tried,
-            started_at=ti.started_at,
-            finished_at=utcnow(),
-            worker=ti.worker,
-            error=error,
-        )
+        _keep_try(ti.id, try_number, tried, error, ti.started_at, ti.worker)
     if finished:
         dispatch.task_finished(ti.run_id, ti.downstream, branch=outcome.branch)
+    return moved
+
+
+def _keep_try(ti_id, try_number, state, error, started_at, worker) -> None:
+    TaskTry.create(
+        task_instance=ti_id,
+        try_number=try_number,
+        state=state,
+        started_at=started_at,
+        finished_at=utcnow(),
+        worker=worker,
+        error=error,
+    )
 
 
 def _bad_branch(ti: TaskInstance, branch) -> str | None:
@@ -136,11 +156,18 @@ class TryObserver(sandbox.Observer):
             self.flush()
 
     def tick(self) -> bool:
-        self.flush()
-        if time.monotonic() - self.last_heartbeat < self.heartbeat_s:
+        """Flush the log and heartbeat; a database outage keeps the try running (the log
+        waits in the buffer), and the final compare-and-set decides whose outcome stands."""
+        try:
+            self.flush()
+            if time.monotonic() - self.last_heartbeat < self.heartbeat_s:
+                return True
+            self.last_heartbeat = time.monotonic()
+            return states.heartbeat(self.ti_id, self.try_number)
+        except DB_ERRORS:
+            log.warning("task instance %s: database unreachable, the try goes on", self.ti_id)
+            discard_connection()
             return True
-        self.last_heartbeat = time.monotonic()
-        return states.heartbeat(self.ti_id, self.try_number)
 
     def flush(self) -> None:
         if not self.buffer:

@@ -1,8 +1,10 @@
-"""The Flask app factory: the REST API, health checks; one JSON error shape everywhere."""
+"""The Flask app factory: the REST API, health checks and the web UI; one JSON error shape
+everywhere in the API."""
 
 import logging
+import os
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app import db as database
@@ -22,6 +24,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         BRISA=settings,
         JSON_SORT_KEYS=False,
+        # The UI's session cookie: never readable by scripts, not sent on cross-site POSTs,
+        # and Secure (HTTPS only) unless this is the embedded default over plain http.
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure_cookies(settings),
     )
     flask_app.json.sort_keys = False
     _register_db_hooks(flask_app)
@@ -29,16 +36,30 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from app.web.api import api
     from app.web.health import health
+    from app.web.ui import ui
 
     flask_app.register_blueprint(api)
     flask_app.register_blueprint(health)
+    flask_app.register_blueprint(ui)
     return flask_app
+
+
+def secure_cookies(settings: Settings) -> bool:
+    """BRISA_SECURE_COOKIES=1 or 0; unset: on, except on the embedded default (which serves
+    plain http on a developer's machine)."""
+    value = os.environ.get("BRISA_SECURE_COOKIES", "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return not settings.embedded
 
 
 def _register_db_hooks(flask_app: Flask) -> None:
     @flask_app.before_request
     def open_connection():
-        database.db.connect(reuse_if_open=True)
+        if request.blueprint != "health":  # /readyz reports an outage instead of failing on it
+            database.db.connect(reuse_if_open=True)
 
     @flask_app.teardown_request
     def close_connection(_exc):
@@ -56,6 +77,16 @@ def _register_error_handlers(flask_app: Flask) -> None:
         code = (exc.name or "error").lower().replace(" ", "_")
         body = {"error": {"code": code, "message": exc.description, "details": None}}
         return jsonify(body), exc.code
+
+    def database_unavailable(exc: Exception):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        database.discard_connection()
+        message = "the database is unavailable; try again shortly"
+        body = {"error": {"code": "unavailable", "message": message, "details": None}}
+        return jsonify(body), 503, {"Retry-After": "5"}
+
+    for error in database.DB_ERRORS:
+        flask_app.register_error_handler(error, database_unavailable)
 
     @flask_app.errorhandler(Exception)
     def unexpected(exc: Exception):

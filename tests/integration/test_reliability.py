@@ -1,0 +1,87 @@
+"""The recovery rules, on every backend: dead workers reaped, tries handed back on shutdown,
+a database outage answered with 503."""
+
+import time
+from datetime import timedelta
+
+from app import clock, db, queue, states, worker
+from app.models import TaskInstance, TaskTry
+from app.timeutil import utcnow
+from tests.conftest import ADMIN_TOKEN, backend_env, deploy_source, require_redis
+
+SOURCE = "def handler(event, context):\n    return 1\n"
+
+
+def running_try(client, admin, retries=0) -> TaskInstance:
+    """A task instance claimed by a worker that then says nothing more."""
+    deploy_source(client, admin, "f", SOURCE)
+    task = {"task_id": "t", "function": "f", "retries": retries, "retry_delay": 1}
+    client.post("/api/v1/dags", json={"dag_id": "d", "tasks": [task]}, headers=admin)
+    run_id = client.post("/api/v1/dags/d/runs", headers=admin).get_json()["run_id"]
+    with db.db.connection_context():
+        ti = TaskInstance.get(TaskInstance.run == run_id)
+        assert states.claim(ti.id, ti.try_number, "gone-host:1")
+        return TaskInstance.get_by_id(ti.id)
+
+
+def test_a_try_whose_heartbeat_stopped_is_failed_into_its_retry_policy(client, admin, backend):
+    ti = running_try(client, admin, retries=1)
+    with db.db.connection_context():
+        assert clock.tick(utcnow(), 60, heartbeat_timeout_s=30)["reaped"] == 0
+        assert clock.tick(utcnow() + timedelta(seconds=31), 60, 30)["reaped"] == 1
+        after = TaskInstance.get_by_id(ti.id)
+        (history,) = TaskTry.select().where(TaskTry.task_instance == ti.id)
+        assert not states.succeed(ti.id, ti.try_number, "too late")  # the stale worker's write
+    # reaped into up_for_retry, then released by the same tick (its 1 s delay is past)
+    assert (after.state, after.try_number) == ("queued", 2)
+    assert (history.state, history.try_number) == ("failed", 1)
+    assert "gone-host:1 stopped heartbeating" in history.error
+
+
+def test_a_dead_try_with_no_retries_left_fails_its_run(client, admin, backend):
+    ti = running_try(client, admin)
+    with db.db.connection_context():
+        clock.tick(utcnow() + timedelta(seconds=31), 60, 30)
+        assert TaskInstance.get_by_id(ti.id).state == "failed"
+        assert ti.run.__class__.get_by_id(ti.run_id).state == "failed"
+
+
+def test_a_try_handed_back_at_shutdown_does_not_spend_a_retry(client, admin, backend):
+    ti = running_try(client, admin)
+    queue.huey.flush()
+    worker.hand_back(ti.id, ti.try_number)
+    with db.db.connection_context():
+        after = TaskInstance.get_by_id(ti.id)
+        history = TaskTry.get(TaskTry.task_instance == ti.id)
+    assert (after.state, after.max_tries, after.try_number) == ("up_for_retry", 2, 1)
+    assert history.state == "handed_back"
+    assert [(t.name, t.args) for t in queue.huey.pending()] == [("release_retry", (ti.id, 1))]
+
+
+def test_a_heartbeat_after_hand_back_tells_the_try_to_stop(client, admin, backend):
+    ti = running_try(client, admin)
+    worker.hand_back(ti.id, ti.try_number)
+    with db.db.connection_context():
+        assert not states.heartbeat(ti.id, ti.try_number)
+
+
+def test_the_api_answers_503_fast_while_the_database_is_down(tmp_path):
+    from app.config import load_settings
+    from app.web import create_app
+
+    require_redis()
+    env = backend_env("postgres", tmp_path / "var")
+    env["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/test"  # nothing listens there
+    down = load_settings(env)
+    db.bind(down.database_url)
+    queue.rebind(queue.huey, down)
+    client = create_app(down).test_client()
+    started = time.monotonic()
+    response = client.get("/api/v1/dags", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "unavailable"
+    assert time.monotonic() - started < 5
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"]["database"].startswith("down")
+    assert ready.get_json()["checks"]["queue"] == "ok"
