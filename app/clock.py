@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from huey import consumer, crontab
 
-from app import dispatch, sandbox, scheduler, slots, states, worker
+from app import dispatch, queue, sandbox, scheduler, slots, states, worker
 from app.config import current
 from app.db import db, ensure_bound
 from app.models import DagRun, TaskInstance
@@ -96,13 +96,21 @@ def time_out_runs(now: datetime) -> int:
 
 
 def requeue_lost_messages(queued_before: datetime, now: datetime) -> int:
-    """Tasks queued before ``queued_before`` and still unclaimed lost their message (Redis
-    flushed, a worker killed after taking it): enqueue them again. A duplicate is harmless,
-    the claim discards it."""
+    """Tasks queued before ``queued_before``, still unclaimed and with no message waiting in
+    the queue, lost theirs (Redis flushed, a worker killed after taking it): enqueue them
+    again. A long backlog is not a loss: a message still waiting is left alone. A duplicate
+    would be harmless anyway: the claim discards it."""
     stuck = TaskInstance.select(TaskInstance.id, TaskInstance.try_number).where(
         (TaskInstance.state == str(TaskState.QUEUED)) & (TaskInstance.queued_at < queued_before)
     )
-    return sum(states.requeue_lost(ti.id, ti.try_number, queued_before, now) for ti in stuck)
+    stuck = [(ti.id, ti.try_number) for ti in stuck]
+    if not stuck:
+        return 0
+    waiting = {
+        tuple(t.args) for t in queue.huey.pending() if t.name == queue.run_task_instance.name
+    }
+    lost = [key for key in stuck if key not in waiting]
+    return sum(states.requeue_lost(ti_id, number, queued_before, now) for ti_id, number in lost)
 
 
 def release_due_retries(now: datetime) -> int:

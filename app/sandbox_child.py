@@ -6,22 +6,26 @@ prints, its logging, its subprocesses, a traceback), goes down one socket to the
 outcome goes down a separate pipe as ``("ok", json_text)`` or ``("error", one_line)``.
 """
 
+import ctypes
 import json
 import linecache
 import logging
 import os
 import resource
+import signal
 import sys
 import traceback
 from types import SimpleNamespace
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def main(job: dict, output, outcome) -> None:
     """Run the job in ``job["workdir"]`` (made, and removed after, by the worker)."""
     os.setsid()  # its own process group: the worker kills the whole group at the end
+    _die_with_parent()
     _redirect_output(output)
     try:
         _confine(job, job["workdir"])
@@ -30,6 +34,15 @@ def main(job: dict, output, outcome) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _die_with_parent() -> None:
+    """If the worker is killed (SIGKILL, OOM), its fork server exits, and so must this child:
+    a try outliving its worker would run on while the clock retries it elsewhere."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _redirect_output(output) -> None:

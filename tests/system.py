@@ -99,7 +99,7 @@ class System:
 
 
 @contextlib.contextmanager
-def procfile_system(backend_name: str, var_dir: Path, output=None):
+def procfile_system(backend_name: str, var_dir: Path, output=None, extra_env=None):
     """Fresh database and queue, the release step run twice, then web, worker and clock;
     yields a System; stops every process on exit."""
     if backend_name == "postgres":
@@ -108,7 +108,7 @@ def procfile_system(backend_name: str, var_dir: Path, output=None):
         reset_postgres(POSTGRES_URL)
         redis.Redis.from_url(E2E_REDIS_URL).flushdb()
     port = free_port()
-    env = process_env(backend_name, var_dir, port)
+    env = {**process_env(backend_name, var_dir, port), **(extra_env or {})}
     procfile = devserver.read_procfile(ROOT / "Procfile")
     for _ in range(2):  # the release step is safe to run twice
         release = subprocess.run(

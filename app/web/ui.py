@@ -63,7 +63,9 @@ def template_helpers():
     role = g.get("role")
     return {
         "role": role,
-        "can": lambda needed: role is not None and auth.ROLES.index(role) >= auth.ROLES.index(needed),
+        "can": lambda needed: (
+            role is not None and auth.ROLES.index(role) >= auth.ROLES.index(needed)
+        ),
         "csrf_token": ui_auth.csrf_token,
         "run_states": RUN_STATES,
     }

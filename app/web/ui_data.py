@@ -98,7 +98,9 @@ def dag_rows() -> list[dict]:
 def filter_rows(rows: list[dict], query: str, state: str) -> list[dict]:
     query = query.strip().lower()
     if query:
-        rows = [r for r in rows if query in r["dag_id"].lower() or query in r["description"].lower()]
+        rows = [
+            r for r in rows if query in r["dag_id"].lower() or query in r["description"].lower()
+        ]
     if state == "paused":
         rows = [r for r in rows if r["paused"]]
     elif state == "active":

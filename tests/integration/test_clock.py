@@ -62,3 +62,10 @@ def test_ticking_twice_at_once_requeues_once(client, admin, backend):
         second = clock.tick(later, 60)["requeued"]
     assert (first, second) == (1, 0)
     assert queue.huey.pending_count() == 1
+
+
+def test_a_long_backlog_is_not_taken_for_a_loss(client, admin, backend):
+    make_run(client, admin)  # its message still waits in the queue: no worker runs
+    with db.connection_context():
+        assert clock.tick(utcnow() + timedelta(seconds=61), 60)["requeued"] == 0
+    assert queue.huey.pending_count() == 1
