@@ -107,7 +107,9 @@ def requeue_lost_messages(queued_before: datetime, now: datetime) -> int:
     if not stuck:
         return 0
     waiting = {
-        tuple(t.args) for t in queue.huey.pending() if t.name == queue.run_task_instance.name
+        tuple(t.args)
+        for t in queue.huey.pending()
+        if isinstance(t, queue.run_task_instance.task_class)
     }
     lost = [key for key in stuck if key not in waiting]
     return sum(states.requeue_lost(ti_id, number, queued_before, now) for ti_id, number in lost)

@@ -62,7 +62,7 @@ def release_retry(ti_id: int, try_number: int) -> None:
 def hand_back_interrupted(signal, task, *_args) -> None:
     """The consumer stopped (SIGTERM, after its --shutdown-timeout grace) with this task still
     running: hand the try back instead of leaving it to the heartbeat rule."""
-    if task.name == run_task_instance.name:
+    if isinstance(task, run_task_instance.task_class):
         from app import worker
 
         worker.hand_back(*task.args)
