@@ -5,9 +5,10 @@ import json
 import sys
 from pathlib import Path
 
-from app import auth, dags, db, functions, migrations, runs
+from app import auth, dags, db, functions, migrations, retention, runs
 from app.config import current
 from app.errors import BrisaError
+from app.timeutil import utcnow
 
 
 def main(argv=None) -> int:
@@ -96,6 +97,17 @@ def _parser() -> argparse.ArgumentParser:
                 "task_id": args.task_id,
                 "state": runs.mark(args.run_id, args.task_id, args.state).state,
             }
+        )
+    )
+
+    prune = commands.add_parser("prune", help="delete finished runs older than an age")
+    prune.add_argument(
+        "--older-than", required=True, type=retention.parse_age, help="30d, 12h, 90m"
+    )
+    prune.add_argument("--batch", type=int, default=500, help="runs deleted per transaction")
+    prune.set_defaults(
+        handler=lambda args: _print_json(
+            {"deleted": retention.prune(args.older_than, utcnow(), args.batch)}
         )
     )
 

@@ -11,7 +11,18 @@ from datetime import datetime, timedelta
 
 from huey import consumer, crontab
 
-from app import dispatch, queue, sandbox, scheduler, slots, states, worker
+from app import (
+    dispatch,
+    logs,
+    metrics,
+    queue,
+    retention,
+    sandbox,
+    scheduler,
+    slots,
+    states,
+    worker,
+)
 from app.config import current
 from app.db import db, ensure_bound
 from app.models import DagRun, TaskInstance
@@ -22,6 +33,7 @@ from app.timeutil import as_utc, ceil_second, utcnow
 log = logging.getLogger(__name__)
 
 huey = make_huey("brisa-clock", current())
+huey.on_startup()(logs.configure)
 # huey checks periodic tasks every 60 s; BRISA_TICK_SECONDS (a divisor of 60) ticks more often
 # (the tests' fault injection uses 1 s). Only the clock process imports this module.
 consumer.Scheduler.periodic_task_seconds = current().tick_s
@@ -34,8 +46,14 @@ def periodic_tick() -> None:
     started = time.monotonic()
     with db.connection_context():
         counts = tick(utcnow(), settings.queued_timeout_s, settings.heartbeat_timeout_s)
+        took = time.monotonic() - started
+        metrics.add("ticks_total")
+        metrics.add("heartbeats_reaped_total", counts["reaped"])
+        metrics.add("lost_messages_requeued_total", counts["requeued"])
+        metrics.set_gauge("tick_duration_seconds", took)
+        metrics.set_gauge("tick_last_timestamp_seconds", time.time())
     if any(counts.values()):
-        log.info("tick in %.3fs: %s", time.monotonic() - started, counts)
+        log.info("tick in %.3fs: %s", took, counts)
 
 
 @huey.task()
@@ -50,6 +68,17 @@ def schedule_run_at(dag_id: str, logical_date: datetime) -> None:
     create_run_at.schedule(
         (dag_id, logical_date.isoformat()), eta=as_utc(ceil_second(logical_date))
     )
+
+
+@huey.periodic_task(crontab(minute="17", hour="3"))
+def daily_prune() -> None:
+    """With BRISA_RETENTION_DAYS set, delete older finished runs once a day."""
+    days = current().retention_days
+    if days:
+        ensure_bound()
+        with db.connection_context():
+            deleted = retention.prune(timedelta(days=days), utcnow())
+        log.info("pruned %d runs older than %d days", deleted, days)
 
 
 def tick(now: datetime, queued_timeout_s: float, heartbeat_timeout_s: float = 30) -> dict:

@@ -32,6 +32,7 @@ class Settings:
     log_cap_bytes: int  # log kept per try; the rest is dropped with a marker
     result_cap_bytes: int  # a bigger JSON result fails the try
     load_examples: bool  # deploy functions/ on first start (embedded default)
+    retention_days: int | None  # the clock deletes finished runs older than this, daily
 
     @property
     def embedded(self) -> bool:
@@ -81,6 +82,9 @@ def load_settings(environ=None) -> Settings:
         log_cap_bytes=int(environ.get("BRISA_LOG_CAP_BYTES", 1024 * 1024)),
         result_cap_bytes=int(environ.get("BRISA_RESULT_CAP_BYTES", 1024 * 1024)),
         load_examples=environ.get("BRISA_LOAD_EXAMPLES", "1") == "1",
+        retention_days=int(environ["BRISA_RETENTION_DAYS"])
+        if environ.get("BRISA_RETENTION_DAYS")
+        else None,
     )
 
 

@@ -15,7 +15,7 @@ import peewee as pw
 from playhouse import migrate as schema
 
 from app.db import db, is_postgres
-from app.models import ALL_MODELS, Pool, SchemaVersion, TaskTry
+from app.models import ALL_MODELS, Metric, Pool, SchemaVersion, TaskTry
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,12 @@ def _v3_slots() -> None:
     )
 
 
+def _v4_metrics() -> None:
+    db.create_tables([Metric])
+
+
 # (version, callable) in ascending order; each brings the schema from version-1 to version.
-STEPS: list = [(2, _v2_scheduling), (3, _v3_slots)]
+STEPS: list = [(2, _v2_scheduling), (3, _v3_slots), (4, _v4_metrics)]
 LATEST = 1 + len(STEPS)
 
 

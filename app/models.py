@@ -169,6 +169,13 @@ class TaskLog(BaseModel):
         indexes = ((("task_instance", "try_number", "seq"), True),)
 
 
+class Metric(BaseModel):
+    """Counters and gauges that outlive a process (the clock's, the workers'), for /metrics."""
+
+    name = pw.CharField(max_length=100, primary_key=True)
+    value = pw.FloatField(default=0)
+
+
 class ApiToken(BaseModel):
     """Only the SHA-256 of a token is stored; the token itself is shown once."""
 
@@ -191,5 +198,6 @@ ALL_MODELS = [
     TaskInstance,
     TaskTry,
     TaskLog,
+    Metric,
     ApiToken,
 ]

@@ -12,6 +12,7 @@ from datetime import datetime
 from huey import Huey, signals
 from huey.storage import RedisStorage, SqliteStorage
 
+from app import logs
 from app.config import Settings, current
 from app.db import db, ensure_bound
 from app.timeutil import as_utc, ceil_second
@@ -39,6 +40,7 @@ def rebind(instance: Huey, settings: Settings) -> None:
 
 
 huey = make_huey(QUEUE_NAME, current())
+huey.on_startup()(logs.configure)  # after huey_consumer set up its logging
 
 
 @huey.task()

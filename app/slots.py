@@ -43,16 +43,19 @@ def gate_of(ti_id: int) -> Gate | None:
     return Gate(dag_pk, dag_limit, pool)
 
 
-def claim(gate: Gate | None, ti_id: int, try_number: int, worker: str) -> bool:
-    """Claim the try if a slot is free, else park it; False means drop the message."""
+CLAIMED, PARKED, DROPPED = "claimed", "parked", "dropped"
+
+
+def claim(gate: Gate | None, ti_id: int, try_number: int, worker: str) -> str:
+    """Claim the try if a slot is free (CLAIMED), else park it (PARKED); DROPPED: the message
+    was a duplicate or stale. Only CLAIMED runs the try."""
     if gate is None or not gate.limited:
-        return states.claim(ti_id, try_number, worker)
+        return CLAIMED if states.claim(ti_id, try_number, worker) else DROPPED
     with db.atomic():
         _lock(gate)
         if _free_dag_slots(gate) <= 0 or _free_pool_slots(gate) <= 0:
-            states.park(ti_id, try_number)
-            return False
-        return states.claim(ti_id, try_number, worker)
+            return PARKED if states.park(ti_id, try_number) else DROPPED
+        return CLAIMED if states.claim(ti_id, try_number, worker) else DROPPED
 
 
 def wake(gate: Gate | None) -> int:

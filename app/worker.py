@@ -6,7 +6,7 @@ import os
 import socket
 import time
 
-from app import dispatch, sandbox, slots, states
+from app import dispatch, metrics, sandbox, slots, states
 from app.config import current
 from app.db import DB_ERRORS, db, discard_connection, ensure_bound, retrying
 from app.models import DagRun, FunctionVersion, TaskInstance, TaskLog, TaskTry
@@ -23,8 +23,11 @@ def run_try(ti_id: int, try_number: int) -> None:
     settings = current()
     with db.connection_context():
         gate = slots.gate_of(ti_id)
-        if not slots.claim(gate, ti_id, try_number, WORKER_NAME):
-            log.info("task instance %s try %s not claimed: message dropped", ti_id, try_number)
+        claimed = slots.claim(gate, ti_id, try_number, WORKER_NAME)
+        if claimed != slots.CLAIMED:
+            log.info("task instance %s try %s %s", ti_id, try_number, claimed)
+            if claimed == slots.DROPPED:
+                metrics.add("messages_dropped_total")
             return
         ti = TaskInstance.get_by_id(ti_id)
         observer = TryObserver(ti_id, try_number, settings.heartbeat_s, settings.log_cap_bytes)

@@ -8,6 +8,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app import db as database
+from app import logs
 from app.config import Settings, current
 from app.errors import BrisaError
 
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SECURE=secure_cookies(settings),
     )
     flask_app.json.sort_keys = False
+    logs.configure()
     _register_db_hooks(flask_app)
     _register_error_handlers(flask_app)
 

@@ -1,8 +1,8 @@
 """Liveness and readiness, unauthenticated, for load balancers and orchestrators."""
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
-from app import queue
+from app import metrics, queue
 from app.db import db
 
 health = Blueprint("health", __name__)
@@ -21,6 +21,15 @@ def readyz():
     return jsonify({"status": "ok" if ready else "unavailable", "checks": checks}), (
         200 if ready else 503
     )
+
+
+@health.get("/metrics")
+def prometheus_metrics():
+    """Prometheus text format; unauthenticated like the health checks (counts, no data)."""
+    return Response(metrics.render(), content_type=PROMETHEUS_TYPE)
+
+
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _check(probe) -> str:

@@ -71,6 +71,11 @@ def template_helpers():
     }
 
 
+@ui.app_template_filter("pretty_json")
+def pretty_json(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
 def needs(role: str) -> None:
     auth.require(g.role, role)
 
@@ -321,8 +326,10 @@ def log_page(run_id, task_id):
 
 
 def _live(ti, number: int) -> bool:
-    """Whether more of this try's log may come: it is the current try, not finished."""
-    return number == ti.try_number and ti.state not in TASK_FINISHED and ti.state != "none"
+    """Whether more of this try's log may come: the current (or first, not yet started)
+    try of a task that has not finished, in a run still going."""
+    current = number == max(ti.try_number, 1)
+    return current and ti.state not in TASK_FINISHED and ti.run.state not in RUN_FINISHED
 
 
 @ui.get("/ui/api/runs/<int:run_id>/tasks/<task_id>/logs")

@@ -164,16 +164,36 @@ def graph(tasks: list[dict]) -> dict:
     for task in tasks:
         end = boxes[task["task_id"]]
         for up in task.get("upstream", []):
-            start = boxes.get(up)
-            if start is None:
-                continue
-            x1, y1 = start["x"] + BOX_W, start["y"] + BOX_H / 2
-            x2, y2 = end["x"] - 4, end["y"] + BOX_H / 2
-            bend = (x2 - x1) / 2
-            path = f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}"
-            edges.append({"from": up, "to": task["task_id"], "path": path})
+            if up in boxes:
+                path = _edge_path(boxes[up], end, boxes.values())
+                edges.append({"from": up, "to": task["task_id"], "path": path})
     width = (max(columns, default=-1) + 1) * (BOX_W + GAP_X) - GAP_X + 2 * PAD
     return {"boxes": list(boxes.values()), "edges": edges, "width": max(width, 0), "height": height}
+
+
+def _edge_path(start: dict, end: dict, boxes) -> str:
+    """A curve from the right of ``start`` to the left of ``end``. An arrow that skips
+    layers and would cross a box on the way runs in a lane just above or below those boxes."""
+    x1, y1 = start["x"] + BOX_W, start["y"] + BOX_H / 2
+    x2, y2 = end["x"] - 4, end["y"] + BOX_H / 2
+    low, high = min(y1, y2) - BOX_H / 2, max(y1, y2) + BOX_H / 2
+    blockers = [
+        b for b in boxes if x1 < b["x"] < end["x"] and b["y"] < high and b["y"] + BOX_H > low
+    ]
+    if not blockers:
+        bend = (x2 - x1) / 2
+        return f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}"
+    below = max(b["y"] + BOX_H for b in blockers) + GAP_Y / 2
+    above = min(b["y"] for b in blockers) - GAP_Y / 2
+    middle = (y1 + y2) / 2
+    lane = below if abs(below - middle) <= abs(above - middle) else above
+    xa = min(b["x"] for b in blockers) - GAP_X / 2
+    xb = max(b["x"] for b in blockers) + BOX_W + GAP_X / 2
+    ca, cb = (x1 + xa) / 2, (xb + x2) / 2
+    return (
+        f"M{x1},{y1} C{ca},{y1} {ca},{lane} {xa},{lane} L{xb},{lane} "
+        f"C{cb},{lane} {cb},{y2} {x2},{y2}"
+    )
 
 
 def _clip(text: str, size: int) -> str:
@@ -203,6 +223,7 @@ def run_summary(run: DagRun) -> dict:
         "started_at": fmt_time(run.started_at),
         "finished_at": fmt_time(run.finished_at),
         "duration": fmt_duration(duration(run.started_at, run.finished_at)),
+        "seconds": duration(run.started_at, run.finished_at),
         "finished": run.state in RUN_FINISHED,
     }
 

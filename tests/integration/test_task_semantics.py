@@ -277,7 +277,8 @@ def test_dagrun_timeout_fails_the_run_and_kills_what_runs(
     run_id = trigger(client, admin, "slowpoke")
     with db.connection_context():
         assert clock.tick(utcnow(), 60)["timed_out"] == 0
-        assert clock.tick(utcnow() + timedelta(seconds=31), 60)["timed_out"] == 1
+        late = utcnow() + timedelta(seconds=31)
+        assert clock.tick(late, 60, heartbeat_timeout_s=3600)["timed_out"] == 1  # not reaped
     assert wait_for_run(run_id).state == "failed"
     assert task_states(client, admin, run_id) == {"nap": "failed", "after": "failed"}
     detail = client.get(f"/api/v1/runs/{run_id}/tasks/nap", headers=admin).get_json()
