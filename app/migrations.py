@@ -15,7 +15,7 @@ import peewee as pw
 from playhouse import migrate as schema
 
 from app.db import db, is_postgres
-from app.models import ALL_MODELS, Metric, Pool, SchemaVersion, TaskTry
+from app.models import ALL_MODELS, Metric, Pool, SchemaVersion, Secret, TaskTry
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,18 @@ def _v4_metrics() -> None:
     db.create_tables([Metric])
 
 
+def _v5_webhooks_and_secrets() -> None:
+    migrator = schema.SchemaMigrator.from_database(db.obj)
+    db.create_tables([Secret])
+    schema.migrate(
+        migrator.add_column("dag", "webhook_secret", pw.TextField(null=True)),
+        migrator.add_column("dag_run", "callback_url", pw.TextField(null=True)),
+        migrator.add_column("function_version", "secrets", pw.TextField(default="[]")),
+    )
+
+
 # (version, callable) in ascending order; each brings the schema from version-1 to version.
-STEPS: list = [(2, _v2_scheduling), (3, _v3_slots), (4, _v4_metrics)]
+STEPS: list = [(2, _v2_scheduling), (3, _v3_slots), (4, _v4_metrics), (5, _v5_webhooks_and_secrets)]
 LATEST = 1 + len(STEPS)
 
 

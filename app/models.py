@@ -45,6 +45,7 @@ class FunctionVersion(BaseModel):
     timeout = pw.FloatField()
     memory_mb = pw.IntegerField()
     env = JSONField()
+    secrets = JSONField(default=list)  # names of the secrets it may read (context.secrets)
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
@@ -57,6 +58,7 @@ class Dag(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
     next_run_at = pw.DateTimeField(null=True, index=True)  # the clock looks only at due DAGs
+    webhook_secret = pw.TextField(null=True)  # encrypted (app/crypto.py)
 
 
 class DagVersion(BaseModel):
@@ -99,6 +101,7 @@ class DagRun(BaseModel):
     data_interval_end = pw.DateTimeField(null=True)
     timeout_at = pw.DateTimeField(null=True)  # dagrun_timeout: failed if still going then
     max_active_tasks = pw.IntegerField(null=True)  # from the spec; null: no limit (invoke)
+    callback_url = pw.TextField(null=True)  # an async invoke's receiver of the result
 
     class Meta:
         indexes = ((("dag", "id"), False), (("state",), False))
@@ -169,6 +172,14 @@ class TaskLog(BaseModel):
         indexes = ((("task_instance", "try_number", "seq"), True),)
 
 
+class Secret(BaseModel):
+    """A named value, encrypted at rest; a connection is a secret whose value is a URL."""
+
+    name = pw.CharField(max_length=100, unique=True)
+    value = pw.TextField()  # encrypted (app/crypto.py)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
 class Metric(BaseModel):
     """Counters and gauges that outlive a process (the clock's, the workers'), for /metrics."""
 
@@ -198,6 +209,7 @@ ALL_MODELS = [
     TaskInstance,
     TaskTry,
     TaskLog,
+    Secret,
     Metric,
     ApiToken,
 ]

@@ -9,7 +9,17 @@ import peewee
 import pytest
 
 from app import db, migrations
-from app.models import ALL_MODELS, Dag, DagRun, Function, Metric, Pool, SchemaVersion, TaskTry
+from app.models import (
+    ALL_MODELS,
+    Dag,
+    DagRun,
+    Function,
+    Metric,
+    Pool,
+    SchemaVersion,
+    Secret,
+    TaskTry,
+)
 from tests.conftest import POSTGRES_URL, require_postgres, reset_postgres
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -98,10 +108,17 @@ def test_other_runs_may_share_a_logical_date(backend):
     assert DagRun.select().count() == 5
 
 
-ADDED_SINCE_V1 = {  # columns the migration steps add (v2: scheduling; v3: slots)
-    "dag": ["next_run_at"],
-    "dag_run": ["data_interval_start", "data_interval_end", "timeout_at", "max_active_tasks"],
+ADDED_SINCE_V1 = {  # columns the steps add (v2 scheduling, v3 slots, v5 webhooks/secrets)
+    "dag": ["next_run_at", "webhook_secret"],
+    "dag_run": [
+        "data_interval_start",
+        "data_interval_end",
+        "timeout_at",
+        "max_active_tasks",
+        "callback_url",
+    ],
     "task_instance": ["retry_backoff", "max_retry_delay", "dag_pk", "pool", "parked"],
+    "function_version": ["secrets"],
 }
 
 
@@ -123,13 +140,13 @@ def test_a_version_1_database_is_upgraded_in_place_keeping_its_data(backend):
         schema.migrate(migrator.drop_index(table, index))
     for table, names in ADDED_SINCE_V1.items():
         schema.migrate(*(migrator.drop_column(table, name) for name in names))
-    db.db.drop_tables([TaskTry, Pool, Metric])
+    db.db.drop_tables([TaskTry, Pool, Metric, Secret])
     SchemaVersion.update(version=1).execute()
     assert not columns("dag_run") & set(ADDED_SINCE_V1["dag_run"])
 
     assert migrations.migrate() == (1, migrations.LATEST)
     for table, names in ADDED_SINCE_V1.items():
         assert set(names) <= columns(table), table
-    assert {"task_try", "pool", "metric"} <= set(db.db.get_tables())
+    assert {"task_try", "pool", "metric", "secret"} <= set(db.db.get_tables())
     assert [f.name for f in Function.select()] == ["kept"]
     assert stamped_versions() == [migrations.LATEST]
