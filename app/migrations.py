@@ -69,6 +69,7 @@ def _v5_webhooks_and_secrets() -> None:
     schema.migrate(
         migrator.add_column("dag", "webhook_secret", pw.TextField(null=True)),
         migrator.add_column("dag_run", "callback_url", pw.TextField(null=True)),
+        migrator.add_column("dag_run", "trigger", pw.TextField(null=True)),
         migrator.add_column("function_version", "secrets", pw.TextField(default="[]")),
     )
 

@@ -102,6 +102,7 @@ class DagRun(BaseModel):
     timeout_at = pw.DateTimeField(null=True)  # dagrun_timeout: failed if still going then
     max_active_tasks = pw.IntegerField(null=True)  # from the spec; null: no limit (invoke)
     callback_url = pw.TextField(null=True)  # an async invoke's receiver of the result
+    trigger = JSONField(null=True)  # how it started, e.g. a webhook's event and delivery id
 
     class Meta:
         indexes = ((("dag", "id"), False), (("state",), False))

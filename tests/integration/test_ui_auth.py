@@ -235,3 +235,29 @@ def test_the_session_cookie_is_secure_off_the_embedded_default(backend, monkeypa
     assert create_app(backend.settings).config["SESSION_COOKIE_SECURE"] is True
     monkeypatch.setenv("BRISA_SECURE_COOKIES", "0")
     assert create_app(backend.settings).config["SESSION_COOKIE_SECURE"] is False
+
+
+def test_run_actions_and_logs_through_the_ui(ui):
+    sign_in(ui, new_token("operator"))
+    headers = {"X-CSRF-Token": csrf_of(ui), "Accept": "application/json"}
+    response = ui.post("/runs/1/tasks/hello/mark", data={"state": "failed"}, headers=headers)
+    assert response.status_code == 200, response.get_json()
+    states = {t["task_id"]: t["state"] for t in ui.get("/ui/api/runs/1").get_json()["tasks"]}
+    assert states["hello"] == "failed"
+    rerun = ui.post("/runs/1/rerun", headers=headers).get_json()
+    assert rerun["message"] == "Rerunning hello, double, triple, summarise."  # upstream_failed too
+    response = ui.post("/runs/1/tasks/double/clear", headers=headers)
+    assert response.status_code == 409  # not finished: the core's message, as JSON
+    assert "only a finished task" in response.get_json()["error"]["message"]
+    assert ui.post("/runs/1/cancel", headers=headers).status_code == 200
+    run = ui.get("/ui/api/runs/1").get_json()
+    assert run["run"]["state"] in ("failed", "cancelled") and run["can_rerun"]
+
+    log = ui.get("/ui/api/runs/1/tasks/hello/logs?try=1&offset=0").get_json()
+    assert log["live"] is False and log["task"]["task_id"] == "hello"
+    assert ui.get("/runs/1/tasks/hello/logs?try=7").status_code == 422
+    download = ui.get("/runs/1/tasks/hello/logs/download?try=1")
+    assert (
+        download.mimetype == "text/plain"
+        and "attachment" in download.headers["Content-Disposition"]
+    )

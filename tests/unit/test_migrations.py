@@ -116,6 +116,7 @@ ADDED_SINCE_V1 = {  # columns the steps add (v2 scheduling, v3 slots, v5 webhook
         "timeout_at",
         "max_active_tasks",
         "callback_url",
+        "trigger",
     ],
     "task_instance": ["retry_backoff", "max_retry_delay", "dag_pk", "pool", "parked"],
     "function_version": ["secrets"],
