@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from app import dispatch, functions, pools, schedule
+from app import crypto, dispatch, functions, pools, schedule, webhooks
 from app.dagspec import DagSpec, SpecInvalid, parse_dag_spec
 from app.db import db
 from app.errors import Conflict, Invalid, NotFound
@@ -35,6 +35,7 @@ def create(payload) -> tuple[Dag, DagVersion]:
     try:
         with db.atomic():
             dag = Dag.create(dag_id=spec.dag_id)
+            rotate_webhook_secret(dag)
             version = _add_version(dag, spec)
             refresh_next_run(dag)
             return dag, version
@@ -48,7 +49,9 @@ def put(dag_id: str, payload) -> tuple[Dag, DagVersion, bool]:
     returns the current version unchanged."""
     spec = parse(payload, dag_id=dag_id)
     with db.atomic():
-        dag, _ = Dag.get_or_create(dag_id=dag_id)
+        dag, created = Dag.get_or_create(dag_id=dag_id)
+        if created:
+            rotate_webhook_secret(dag)
         current = current_version(dag)
         if current is not None and current.sha256 == _digest(spec):
             return dag, current, False
@@ -68,6 +71,20 @@ def _add_version(dag: Dag, spec: DagSpec) -> DagVersion:
 
 def _digest(spec: DagSpec) -> str:
     return hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def rotate_webhook_secret(dag: Dag) -> str:
+    """A new webhook secret for the DAG, stored encrypted; the plain value is returned here
+    (and kept on ``dag.revealed_webhook_secret`` for the response that created the DAG) and
+    never shown again."""
+    secret = webhooks.new_secret()
+    Dag.update(webhook_secret=crypto.encrypt(secret)).where(Dag.id == dag.id).execute()
+    dag.revealed_webhook_secret = secret
+    return secret
+
+
+def webhook_secret(dag: Dag) -> str:
+    return crypto.decrypt(dag.webhook_secret)
 
 
 def get(dag_id: str) -> Dag:

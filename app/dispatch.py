@@ -20,6 +20,7 @@ FAILED_STATES = {TaskState.FAILED, TaskState.UPSTREAM_FAILED}
 RUN_FAILS_ON = FAILED_STATES | {TaskState.CANCELLED}  # cancelled: a cleared run finishing
 
 log = logging.getLogger(__name__)
+RUN_START_LOCK = 3  # the first key of the advisory lock (app/slots.py uses 1 and 2)
 
 
 def start_run(run_id: int, timeout_s: float | None = None) -> bool:
@@ -35,12 +36,14 @@ def start_run(run_id: int, timeout_s: float | None = None) -> bool:
 
 def start_queued_runs(dag_pk: int) -> list[int]:
     """Start the DAG's oldest queued runs while fewer than its max_active_runs are running;
-    none while it is paused. Starters of one DAG are serialised by a lock on its row (on
-    SQLite, by the write lock every transaction takes): run starts are rare, task
-    hand-offs never take this lock."""
+    none while it is paused. Starters of one DAG are serialised by an advisory lock (on
+    SQLite, by the write lock every transaction takes): run starts are rare, task hand-offs
+    never take it. Not a row lock on the DAG: inserting a run takes a key-share lock on that
+    row (the foreign key), and two triggers upgrading it to FOR UPDATE deadlock."""
     with db.atomic():
-        query = Dag.select().where(Dag.id == dag_pk)
-        dag = (query.for_update() if is_postgres() else query).first()
+        if is_postgres():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (RUN_START_LOCK, dag_pk))
+        dag = Dag.get_or_none(Dag.id == dag_pk)
         if dag is None or dag.paused:
             return []
         spec = _current_spec(dag)
@@ -128,6 +131,8 @@ def run_finished(run_id: int) -> None:
     """After a run reached its final state (whoever moved it): its callback, then the DAG's
     next queued run."""
     run = DagRun.get_by_id(run_id)
+    if run.callback_url:
+        db.after_commit(lambda: queue.schedule_callback(run_id, 1, utcnow()))
     if run.dag_id is None:
         return
     start_queued_runs(run.dag_id)

@@ -7,25 +7,26 @@ import re
 
 import peewee
 
-from app import sandbox
+from app import runtimes, sandbox
 from app.config import Settings
 from app.db import db
 from app.errors import Conflict, Invalid, NotFound
 from app.models import Function, FunctionVersion
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
-RUNTIMES = ("python",)
+RUNTIMES = ("python", "http", "sql", "shell")
 MAX_SOURCE_BYTES = 512 * 1024
 MAX_TIMEOUT_S = 24 * 3600
 LOAD_CHECK_TIMEOUT_S = 10
-FIELDS = {"name", "source", "handler", "runtime", "timeout", "memory_mb", "env"}
+FIELDS = {"name", "source", "handler", "runtime", "timeout", "memory_mb", "env", "secrets"}
 
 
 def deploy(payload, settings: Settings) -> tuple[FunctionVersion, bool]:
     """Deploy ``payload``; returns (version, created). Identical to the latest version: that
     version, not created. Raises Invalid with every problem found."""
     spec = validate(payload, settings)
-    check_loads(spec, settings)
+    if spec["runtime"] == "python":
+        check_loads(spec, settings)
     digest = _digest(spec)
     for _ in range(3):  # two deploys of one name racing: the loser retries with n+1
         try:
@@ -47,13 +48,20 @@ def validate(payload, settings: Settings) -> dict:
         "timeout": payload.get("timeout", settings.default_timeout_s),
         "memory_mb": payload.get("memory_mb", settings.default_memory_mb),
         "env": {} if payload.get("env") is None else payload["env"],
+        "secrets": payload.get("secrets", []),
     }
+    python = spec["runtime"] == "python"
+    if not python:
+        spec["handler"] = "handler"  # ignored by the other runtimes
     for field, check in CHECKS:
         message = check(spec[field])
         if message:
             errors.append({"field": field, "message": message})
-    if not errors:
+    if python and not errors:
         errors += _source_problems(spec["source"], spec["handler"])
+    elif not python and not {e["field"] for e in errors} & {"source", "runtime", "secrets"}:
+        problems = runtimes.spec_problems(spec["runtime"], spec["source"], spec["secrets"])
+        errors += [{"field": "source", "message": message} for message in problems]
     if errors:
         raise Invalid(errors)
     spec["timeout"] = float(spec["timeout"])
@@ -67,7 +75,7 @@ def _check_name(value):
 
 def _check_source(value):
     if not isinstance(value, str) or not value.strip():
-        return "required: the function's Python source as a string"
+        return "required: the function's source as a string (Python, or a JSON spec)"
     if len(value.encode()) > MAX_SOURCE_BYTES:
         return f"over {MAX_SOURCE_BYTES} bytes"
 
@@ -99,6 +107,15 @@ def _check_env(value):
         return "must be an object of string values"
 
 
+def _check_secrets(value):
+    if not isinstance(value, list) or not all(
+        isinstance(name, str) and NAME_PATTERN.match(name) for name in value
+    ):
+        return "must be a list of secret names (letters, digits, '_', '.', '-')"
+    if len(set(value)) != len(value):
+        return "lists a secret twice"
+
+
 def _is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -111,6 +128,7 @@ CHECKS = [
     ("timeout", _check_timeout),
     ("memory_mb", _check_memory),
     ("env", _check_env),
+    ("secrets", _check_secrets),
 ]
 
 
@@ -164,7 +182,10 @@ def check_loads(spec: dict, settings: Settings) -> None:
 
 
 def _digest(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    """No secrets hash as before secrets existed: redeploying an unchanged function after
+    the upgrade finds its latest version instead of making a new one."""
+    hashed = {k: v for k, v in spec.items() if k != "secrets" or v}
+    return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()
 
 
 def _store(spec: dict, digest: str) -> tuple[FunctionVersion, bool]:

@@ -185,7 +185,7 @@ class Metric(BaseModel):
     """Counters and gauges that outlive a process (the clock's, the workers'), for /metrics."""
 
     name = pw.CharField(max_length=100, primary_key=True)
-    value = pw.FloatField(default=0)
+    value = pw.DoubleField(default=0)  # REAL would round Unix times to minutes
 
 
 class ApiToken(BaseModel):

@@ -60,6 +60,22 @@ def release_retry(ti_id: int, try_number: int) -> None:
         dispatch.release_retry(ti_id, try_number)
 
 
+@huey.task()
+def deliver_callback(run_id: int, attempt: int) -> None:
+    from app import callbacks
+
+    ensure_bound()
+    with db.connection_context():
+        callbacks.deliver(run_id, attempt)
+
+
+def schedule_callback(run_id: int, attempt: int, eta: datetime) -> None:
+    try:
+        deliver_callback.schedule((run_id, attempt), eta=as_utc(ceil_second(eta)))
+    except Exception:  # noqa: BLE001 - a lost callback is logged; the run's URL still serves it
+        log.warning("queue unreachable: the callback of run %s was not sent", run_id)
+
+
 @huey.signal(signals.SIGNAL_INTERRUPTED)
 def hand_back_interrupted(signal, task, *_args) -> None:
     """The consumer stopped (SIGTERM, after its --shutdown-timeout grace) with this task still

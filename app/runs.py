@@ -22,6 +22,7 @@ def trigger(
     logical_date=None,
     key=None,
     interval=None,
+    trigger=None,
 ):
     """Create a run of the DAG's current version, pinned to the function versions it resolves
     now; it starts at once unless max_active_runs is reached or the DAG is paused (then it
@@ -32,7 +33,9 @@ def trigger(
     pinned = {t["task_id"]: _resolve(t, i) for i, t in enumerate(version.spec["tasks"])}
     try:
         with db.atomic():
-            run = _create_run(dag, version, None, run_type, logical_date, conf, key, interval)
+            run = _create_run(
+                dag, version, None, run_type, logical_date, conf, key, interval, trigger=trigger
+            )
             for task in version.spec["tasks"]:
                 _create_task_instance(run, task, pinned[task["task_id"]], version.spec)
             dispatch.start_queued_runs(dag.id)
@@ -79,18 +82,21 @@ def _resolve(task: dict, index: int) -> FunctionVersion:
         raise Invalid([{"field": f"tasks[{index}].function", "message": exc.message}]) from None
 
 
-def invoke(name: str, event, run_type: str = "invoke") -> DagRun:
-    """Run one function now as a one-task run; ``event`` becomes the run's conf."""
+def invoke(name: str, event, run_type: str = "invoke", callback_url: str | None = None) -> DagRun:
+    """Run one function now as a one-task run; ``event`` becomes the run's conf. With
+    ``callback_url``, the outcome is POSTed there when the run ends (app/callbacks.py)."""
     version = functions.resolve(name, None)
     task = {"task_id": name, "function": name, "upstream": [], "args": {}}
     with db.atomic():
-        run = _create_run(None, None, version.function, run_type, None, event, None)
+        run = _create_run(
+            None, None, version.function, run_type, None, event, None, callback_url=callback_url
+        )
         _create_task_instance(run, task, version, {"tasks": [task]})
         dispatch.start_run(run.id)
     return get(run.id)
 
 
-def _create_run(dag, version, function, run_type, logical_date, conf, key, interval=None):
+def _create_run(dag, version, function, run_type, logical_date, conf, key, interval=None, **extra):
     now = utcnow()
     start, end = interval or (None, None)
     return DagRun.create(
@@ -106,6 +112,7 @@ def _create_run(dag, version, function, run_type, logical_date, conf, key, inter
         state=str(RunState.QUEUED),
         idempotency_key=key,
         created_at=now,
+        **extra,
     )
 
 

@@ -4,6 +4,9 @@ Imported by the fork server before any try (the warm part of "forked warm"), so 
 only the standard library. Everything it prints, to file descriptors 1 and 2 (the function's
 prints, its logging, its subprocesses, a traceback), goes down one socket to the worker; the
 outcome goes down a separate pipe as ``("ok", json_text)`` or ``("error", one_line)``.
+
+A job's ``runtime`` (default ``python``) picks what runs: a python handler here, or the
+``http``, ``sql`` and ``shell`` runtimes of app/runtimes.py, imported only when needed.
 """
 
 import ctypes
@@ -85,6 +88,11 @@ class SkipTask(Exception):
     """Raised by ``context.skip(reason)``: the task ends ``skipped``, not failed."""
 
 
+class Failed(Exception):
+    """Raised by a runtime: the try fails with this message, which says it all (no traceback
+    of Brisa's own code in the log)."""
+
+
 class Context(SimpleNamespace):
     """What a handler gets as ``context``: the run's facts, a logger, and two controls."""
 
@@ -101,19 +109,20 @@ def _run(job: dict) -> tuple:
     context = Context(
         **job.get("context", {}),
         log=logging.getLogger(f"brisa.task.{job.get('context', {}).get('task_id', 'function')}"),
-        secrets={},
+        secrets=dict(job.get("secrets") or {}),
         chosen=None,
     )
     try:
-        handler = load_handler(job["source"], job["handler"], job["filename"])
-        if job.get("check_only"):
-            return ("ok", "null", None)
-        result = json.dumps(handler(job["event"], context))
+        result = json.dumps(_call(job, context))
     except SkipTask as exc:
         print(f"[brisa] the task skipped itself: {exc}" if str(exc) else "[brisa] skipped")
         return ("skip", str(exc))
+    except Failed as exc:
+        message = " ".join(str(exc).splitlines())[:500]
+        print(f"[brisa] {message}")
+        return ("error", message)
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt fail the try too
-        traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)  # from user code on
+        traceback.print_exception(type(exc), exc, _from_user_code(exc.__traceback__))
         return ("error", _one_line(exc))
     if len(result) > job["result_cap_bytes"]:
         return (
@@ -121,6 +130,24 @@ def _run(job: dict) -> tuple:
             f"result is {len(result)} bytes, over the cap of {job['result_cap_bytes']}",
         )
     return ("ok", result, context.chosen)
+
+
+def _call(job: dict, context: Context):
+    """The function's result. A job without a runtime (one built before runtimes existed, or
+    by the deploy check) is python."""
+    if job.get("runtime", "python") != "python":
+        from app import runtimes
+
+        return None if job.get("check_only") else runtimes.run(job)
+    handler = load_handler(job["source"], job["handler"], job["filename"])
+    return None if job.get("check_only") else handler(job["event"], context)
+
+
+def _from_user_code(tb):
+    """The traceback less its first frames in this module (_run, _call)."""
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return tb
 
 
 def _one_line(exc: BaseException) -> str:

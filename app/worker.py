@@ -1,12 +1,14 @@
 """The worker's side of a try: claim it, run it in the sandbox, record what happened, then let
 dispatch queue the successors. Called by huey (``app.queue.run_task_instance``)."""
 
+import dataclasses
+import json
 import logging
 import os
 import socket
 import time
 
-from app import dispatch, metrics, sandbox, slots, states
+from app import dispatch, metrics, sandbox, secrets, slots, states
 from app.config import current
 from app.db import DB_ERRORS, db, discard_connection, ensure_bound, retrying
 from app.models import DagRun, FunctionVersion, TaskInstance, TaskLog, TaskTry
@@ -33,10 +35,14 @@ def run_try(ti_id: int, try_number: int) -> None:
         observer = TryObserver(ti_id, try_number, settings.heartbeat_s, settings.log_cap_bytes)
         try:
             job = build_job(ti, settings)
+            observer.secret_values = list(job["secrets"].values())
             outcome = sandbox.run(job, ti.timeout, observer, key=(ti_id, try_number))
+        except LookupError as exc:  # a secret the function lists does not exist
+            outcome = sandbox.Outcome(False, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - Brisa's own fault must still end the try
             log.exception("task instance %s try %s could not run", ti_id, try_number)
             outcome = sandbox.Outcome(False, error=f"Brisa could not run the try: {exc!r}")
+        outcome = _masked(outcome, observer.secret_values)
         if not outcome.ok:
             observer.output(f"\n[brisa] try {try_number} failed: {outcome.error}\n")
         # The outcome is kept through a database outage (up to BRISA_DB_RETRY_S): losing it
@@ -79,6 +85,15 @@ def record_outcome(ti: TaskInstance, try_number: int, outcome: sandbox.Outcome) 
     return moved
 
 
+def _masked(outcome: sandbox.Outcome, values: list[str]) -> sandbox.Outcome:
+    """The outcome with the try's secret values replaced by *** in its result and error."""
+    if not values:
+        return outcome
+    result = json.loads(secrets.mask(json.dumps(outcome.result), values))
+    error = secrets.mask(outcome.error, values) if outcome.error else outcome.error
+    return dataclasses.replace(outcome, result=result, error=error)
+
+
 def _keep_try(ti_id, try_number, state, error, started_at, worker) -> None:
     TaskTry.create(
         task_instance=ti_id,
@@ -113,12 +128,17 @@ def build_job(ti: TaskInstance, settings) -> dict:
         "data_interval_end": isoformat(run.data_interval_end),
         "run_type": run.run_type,
     }
+    event = {"conf": run.conf, "args": ti.args, "upstream": upstream_results(ti)}
+    if run.trigger:
+        event["trigger"] = run.trigger  # e.g. a webhook's event type and delivery id
     return {
+        "runtime": version.runtime,
         "source": version.source,
         "handler": version.handler,
         "filename": f"<function {version.function.name} v{version.version}>",
-        "event": {"conf": run.conf, "args": ti.args, "upstream": upstream_results(ti)},
+        "event": event,
         "context": context,
+        "secrets": secrets.values_for(version.secrets),
         "env": version.env,
         "memory_mb": version.memory_mb,
         "result_cap_bytes": settings.result_cap_bytes,
@@ -145,6 +165,7 @@ class TryObserver(sandbox.Observer):
         self.buffered = self.written = self.seq = 0
         self.truncated = False
         self.last_heartbeat = time.monotonic()
+        self.secret_values: list[str] = []  # masked as *** in what is written
 
     def output(self, text: str) -> None:
         if self.truncated:
@@ -175,7 +196,7 @@ class TryObserver(sandbox.Observer):
     def flush(self) -> None:
         if not self.buffer:
             return
-        chunk = "".join(self.buffer)
+        chunk = secrets.mask("".join(self.buffer), self.secret_values)
         TaskLog.create(
             task_instance=self.ti_id, try_number=self.try_number, seq=self.seq, chunk=chunk
         )

@@ -38,10 +38,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from app.web.api import api
     from app.web.health import health
+    from app.web.hooks import hooks
     from app.web.ui import ui
 
     flask_app.register_blueprint(api)
     flask_app.register_blueprint(health)
+    flask_app.register_blueprint(hooks)
     flask_app.register_blueprint(ui)
     return flask_app
 
@@ -81,7 +83,7 @@ def _register_error_handlers(flask_app: Flask) -> None:
         return jsonify(body), exc.code
 
     def database_unavailable(exc: Exception):
-        log.warning("database unavailable: %s", type(exc).__name__)
+        log.warning("database unavailable: %s: %s", type(exc).__name__, str(exc).strip()[:200])
         database.discard_connection()
         message = "the database is unavailable; try again shortly"
         body = {"error": {"code": "unavailable", "message": message, "details": None}}

@@ -2,13 +2,15 @@
 
 import json
 from functools import wraps
+from urllib.parse import urlparse
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from app import auth, dags, functions, pools, runs
+from app import auth, dags, functions, pools, runs, secrets, webhooks
 from app.errors import BadRequest, Invalid, UnsupportedMediaType
-from app.models import DagRun, FunctionVersion, Pool, TaskTry
+from app.models import DagRun, FunctionVersion, Pool, Secret, TaskTry
 from app.states import RUN_FINISHED
+from app.timeutil import isoformat
 from app.web import serialize
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -117,7 +119,10 @@ def delete_function(name):
 @needs("operator")
 def invoke_function(name):
     wait = float_arg("wait", MAX_WAIT_S)
-    run = runs.invoke(name, json_body(optional=True))
+    callback_url = request.args.get("callback_url") or request.headers.get("X-Callback-Url")
+    if callback_url and urlparse(callback_url).scheme not in ("http", "https"):
+        raise Invalid([{"field": "callback_url", "message": "must be an http(s) URL"}])
+    run = runs.invoke(name, json_body(optional=True), callback_url=callback_url)
     if wait:
         run = runs.wait_until_finished(run.id, wait)
     body = serialize.run(run, runs.task_instances(run))
@@ -133,14 +138,36 @@ def invoke_function(name):
 @needs("admin")
 def create_dag():
     dag, version = dags.create(json_body())
-    return jsonify(serialize.dag(dag, version)), 201
+    return jsonify(_with_revealed_secret(dag, serialize.dag(dag, version))), 201
 
 
 @api.put("/dags/<dag_id>")
 @needs("admin")
 def put_dag(dag_id):
     dag, version, changed = dags.put(dag_id, json_body())
-    return jsonify(serialize.dag(dag, version)), 201 if changed else 200
+    body = _with_revealed_secret(dag, serialize.dag(dag, version))
+    return jsonify(body), 201 if changed else 200
+
+
+def _with_revealed_secret(dag, body: dict) -> dict:
+    """The response that creates a DAG carries its webhook secret, once."""
+    if getattr(dag, "revealed_webhook_secret", None):
+        body["webhook_secret"] = dag.revealed_webhook_secret
+    return body
+
+
+@api.post("/dags/<dag_id>/webhook-secret")
+@needs("admin")
+def rotate_webhook_secret(dag_id):
+    return jsonify({"webhook_secret": dags.rotate_webhook_secret(dags.get(dag_id))})
+
+
+@api.get("/callbacks/secret")
+@needs("admin")
+def callback_secret():
+    """The secret Brisa signs async-invocation callbacks with (Standard Webhooks)."""
+    secret = webhooks.callback_secret(current_app.config["BRISA"].secret_key)
+    return jsonify({"secret": secret})
 
 
 @api.get("/dags")
@@ -174,6 +201,40 @@ def patch_dag(dag_id):
 @needs("admin")
 def delete_dag(dag_id):
     dags.delete(dag_id)
+    return "", 204
+
+
+# Secrets --------------------------------------------------------------------------------
+
+
+def _secret_json(secret) -> dict:
+    return {"name": secret.name, "created_at": isoformat(secret.created_at)}
+
+
+@api.post("/secrets")
+@needs("admin")
+def put_secret():
+    secret, created = secrets.put(json_body())
+    return jsonify(_secret_json(secret)), 201 if created else 200
+
+
+@api.get("/secrets")
+@needs("admin")
+def list_secrets():
+    rows = Secret.select().order_by(Secret.name)
+    return jsonify({"secrets": [_secret_json(row) for row in rows]})
+
+
+@api.get("/secrets/<name>")
+@needs("admin")
+def get_secret(name):
+    return jsonify(_secret_json(secrets.get(name)))
+
+
+@api.delete("/secrets/<name>")
+@needs("admin")
+def delete_secret(name):
+    secrets.get(name).delete_instance()
     return "", 204
 
 

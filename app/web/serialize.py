@@ -14,6 +14,7 @@ def function_version(version: FunctionVersion, source: bool = False) -> dict:
         "timeout": version.timeout,
         "memory_mb": version.memory_mb,
         "env": sorted(version.env),  # names only: values may be secrets
+        "secrets": version.secrets,  # the names of the secrets it may read
         "created_at": isoformat(version.created_at),
     }
     if source:

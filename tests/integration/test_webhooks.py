@@ -1,0 +1,185 @@
+"""Webhook deliveries and async invocations with callbacks, through the real worker."""
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from app import webhooks
+from app.db import db
+from app.models import DagRun
+from tests.conftest import deploy_source, wait_for_run
+
+ECHO = (
+    "def handler(event, context):\n"
+    "    return {'conf': event['conf'], 'trigger': event.get('trigger')}\n"
+)
+
+
+@pytest.fixture
+def hooked(client, admin):
+    deploy_source(client, admin, "echo", ECHO)
+    spec = {"dag_id": "hooked", "tasks": [{"task_id": "t", "function": "echo"}]}
+    created = client.post("/api/v1/dags", json=spec, headers=admin).get_json()
+    return created["webhook_secret"]
+
+
+def github_headers(secret: str, body: bytes, delivery="d-1", event="push") -> dict:
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "X-Hub-Signature-256": signature,
+        "X-GitHub-Delivery": delivery,
+        "X-GitHub-Event": event,
+        "Content-Type": "application/json",
+    }
+
+
+def run_count() -> int:
+    with db.connection_context():
+        return DagRun.select().count()
+
+
+def test_the_secret_is_shown_once_and_rotates(client, admin, hooked):
+    assert hooked.startswith("whsec_")
+    assert "webhook_secret" not in client.get("/api/v1/dags/hooked", headers=admin).get_json()
+    rotated = client.post("/api/v1/dags/hooked/webhook-secret", headers=admin).get_json()
+    assert rotated["webhook_secret"] != hooked
+    body = b"{}"
+    old = client.post("/hooks/hooked", data=body, headers=github_headers(hooked, body))
+    assert old.status_code == 401
+
+
+def test_a_github_delivery_starts_a_run_with_the_body_as_conf(client, admin, hooked, consumer):
+    body = json.dumps({"ref": "refs/heads/main"}).encode()
+    response = client.post("/hooks/hooked", data=body, headers=github_headers(hooked, body))
+    assert response.status_code == 202
+    answer = response.get_json()
+    assert answer["status_url"] == f"/api/v1/runs/{answer['run_id']}"
+    assert wait_for_run(answer["run_id"]).state == "success"
+    result = client.get(answer["status_url"], headers=admin).get_json()["tasks"][0]["result"]
+    assert result["conf"] == {"ref": "refs/heads/main"}
+    assert result["trigger"]["scheme"] == "github"
+    assert result["trigger"]["headers"]["X-GitHub-Event"] == "push"
+
+
+def test_a_standard_webhooks_delivery_with_a_text_body(client, hooked, consumer):
+    body = b"plain text, not JSON"
+    headers = webhooks.standard_headers(hooked, "msg_42", body)
+    response = client.post("/hooks/hooked", data=body, headers=headers)
+    assert response.status_code == 202
+    run = wait_for_run(response.get_json()["run_id"])
+    assert (run.state, run.conf, run.run_type) == ("success", "plain text, not JSON", "webhook")
+
+
+def test_a_repeated_delivery_returns_the_first_run(client, hooked):
+    body = b'{"n": 1}'
+    first = client.post("/hooks/hooked", data=body, headers=github_headers(hooked, body, "same"))
+    again = client.post("/hooks/hooked", data=body, headers=github_headers(hooked, body, "same"))
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.get_json()["run_id"] == first.get_json()["run_id"]
+    assert again.get_json()["duplicate"] is True
+    assert run_count() == 1
+
+
+@pytest.mark.parametrize("fault", ["wrong secret", "tampered", "stale", "no signature"])
+def test_a_bad_delivery_is_401_and_creates_nothing(client, hooked, fault):
+    body = b'{"n": 1}'
+    if fault == "wrong secret":
+        headers = github_headers(webhooks.new_secret(), body)
+    elif fault == "tampered":
+        headers = github_headers(hooked, body)
+        body = b'{"n": 2}'
+    elif fault == "stale":
+        headers = webhooks.standard_headers(hooked, "m", body, now=time.time() - 600)
+    else:
+        headers = {"X-GitHub-Delivery": "x", "Content-Type": "application/json"}
+    response = client.post("/hooks/hooked", data=body, headers=headers)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+    assert run_count() == 0
+
+
+def test_a_paused_dag_refuses_deliveries_with_409(client, admin, hooked):
+    client.patch("/api/v1/dags/hooked", json={"paused": True}, headers=admin)
+    body = b"{}"
+    assert (
+        client.post("/hooks/hooked", data=body, headers=github_headers(hooked, body)).status_code
+        == 409
+    )
+    assert run_count() == 0
+
+
+def test_an_unknown_dag_is_404_and_a_huge_body_413(client, hooked):
+    assert client.post("/hooks/nope", data=b"{}").status_code == 404
+    huge = b"x" * (2 * 1024 * 1024)
+    assert (
+        client.post("/hooks/hooked", data=huge, headers=github_headers(hooked, huge)).status_code
+        == 413
+    )
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Fails the first ``failures`` POSTs with 503, then records and accepts."""
+
+    failures = 0
+    received: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append((dict(self.headers), body))
+        if len(Receiver.received) <= Receiver.failures:
+            self.send_response(503)
+        else:
+            self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    Receiver.received = []
+    Receiver.failures = 2
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/done"
+    server.shutdown()
+
+
+def test_an_async_invocation_calls_back_signed_and_retries(client, admin, consumer, receiver):
+    deploy_source(client, admin, "double", "def handler(e, c):\n    return e['conf'] * 2\n")
+    response = client.post(
+        "/api/v1/functions/double/invoke", json=21, headers={**admin, "X-Callback-Url": receiver}
+    )
+    assert response.status_code == 202
+    run_id = response.get_json()["run_id"]
+    deadline = time.monotonic() + 30
+    while len(Receiver.received) < 3:
+        assert time.monotonic() < deadline, Receiver.received
+        time.sleep(0.1)
+    headers, body = Receiver.received[-1]
+    payload = json.loads(body)
+    assert (payload["run_id"], payload["state"], payload["result"]) == (run_id, "success", 42)
+    secret = client.get("/api/v1/callbacks/secret", headers=admin).get_json()["secret"]
+    lower = {k.lower(): v for k, v in headers.items()}
+    assert webhooks.verify(secret, body, lower) == "standard"
+    assert (
+        len(
+            {
+                h["webhook-id"] if "webhook-id" in h else h["Webhook-Id"]
+                for h, _ in Receiver.received
+            }
+        )
+        == 1
+    )
+
+
+def test_a_callback_url_must_be_http(client, admin):
+    deploy_source(client, admin, "double", "def handler(e, c):\n    return 1\n")
+    response = client.post("/api/v1/functions/double/invoke?callback_url=ftp://x", headers=admin)
+    assert response.status_code == 422
