@@ -30,7 +30,6 @@ forkserver.set_forkserver_preload(["app.sandbox_child"])
 # (or /proc/<fork server>/environ), whatever the child does to os.environ.
 SECRET_VARIABLES = ("DATABASE_URL", "REDIS_URL", "REDIS_TLS_URL", "SECRET_KEY")
 _fork_server_lock = threading.Lock()
-_fork_server_started = False
 _running: dict = {}  # key -> the Process of a run() under way, for kill(key)
 
 TICK_S = 0.25  # how often the observer is asked whether to go on (flush logs, heartbeat)
@@ -125,12 +124,11 @@ def kill(key) -> bool:
 
 
 def _start_fork_server() -> None:
-    """Start the fork server once, from an environment without Brisa's secrets (restored at
-    once: only the server's copy is scrubbed)."""
-    global _fork_server_started
+    """Make sure the fork server runs, started from an environment without Brisa's secrets.
+    multiprocessing restarts a dead fork server by itself (a function may kill it: it is the
+    child's parent) from the current environment, so every start goes through here; the
+    scrub lasts only while ensure_running() may spawn, under a lock."""
     with _fork_server_lock:
-        if _fork_server_started:
-            return
         saved = {k: v for k, v in os.environ.items() if _is_secret(k)}
         try:
             for key in saved:
@@ -138,7 +136,6 @@ def _start_fork_server() -> None:
             forkserver.ensure_running()
         finally:
             os.environ.update(saved)
-        _fork_server_started = True
 
 
 def _is_secret(name: str) -> bool:

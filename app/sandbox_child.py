@@ -59,13 +59,17 @@ def _redirect_output(output) -> None:
 
 
 def _confine(job: dict, workdir: str) -> None:
-    """An environment holding none of Brisa's settings, a scratch directory, a memory cap."""
+    """An environment holding none of Brisa's settings, a scratch directory, memory and CPU
+    caps."""
     os.environ.clear()
     os.environ.update({"PATH": SAFE_PATH, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
     os.environ.update(job.get("env") or {})
     os.chdir(workdir)
     limit = job["memory_mb"] * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if job.get("cpu_s"):  # CPU seconds: a busy loop is stopped even between wall-clock checks
+        cpu = int(job["cpu_s"]) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     root = logging.getLogger()
     root.handlers = [logging.StreamHandler(sys.stderr)]
     root.handlers[0].setFormatter(logging.Formatter(LOG_FORMAT))

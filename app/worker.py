@@ -141,6 +141,7 @@ def build_job(ti: TaskInstance, settings) -> dict:
         "secrets": secrets.values_for(version.secrets),
         "env": version.env,
         "memory_mb": version.memory_mb,
+        "cpu_s": ti.timeout,
         "result_cap_bytes": settings.result_cap_bytes,
     }
 

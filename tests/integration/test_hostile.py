@@ -1,0 +1,105 @@
+"""Hostile functions through the real worker: each fails (or is contained) as described,
+and the worker goes on serving the next task."""
+
+import os
+import time
+
+import pytest
+
+from tests.conftest import deploy_source
+
+HOSTILE = {
+    "infinite_loop": ("def handler(e, c):\n    while True:\n        pass\n", "timed out after 2s"),
+    "huge_allocation": (
+        "def handler(e, c):\n    return len(bytearray(10 * 1024 ** 3))\n",
+        "MemoryError",
+    ),
+    "fork_bomb": (
+        "import os, time\n"
+        "def handler(e, c):\n"
+        "    pids = []\n"
+        "    for _ in range(30):\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            time.sleep(600)\n"
+        "            os._exit(0)\n"
+        "        pids.append(pid)\n"
+        "    print('children', ' '.join(map(str, pids)), flush=True)\n"
+        "    time.sleep(600)\n",
+        "timed out after 2s",
+    ),
+    "huge_result": ("def handler(e, c):\n    return 'x' * (3 * 1024 * 1024)\n", "over the cap"),
+    "kills_its_parent": (
+        "import os, signal\ndef handler(e, c):\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+        "    import time; time.sleep(5)\n",
+        "the function's process",  # dies with the fork server (PDEATHSIG); its status is lost
+    ),
+    "exits_without_result": (
+        "import os\ndef handler(e, c):\n    os._exit(0)\n",
+        "exited with code 0 before returning",
+    ),
+}
+
+
+def invoke(client, admin, name):
+    response = client.post(f"/api/v1/functions/{name}/invoke?wait=30", headers=admin)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "\nState:\tZ" not in status.read()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_function_fails_and_the_worker_serves_the_next(client, admin, consumer, name):
+    source, error = HOSTILE[name]
+    deploy_source(client, admin, name, source, timeout=2, memory_mb=256)
+    deploy_source(client, admin, "fine", "def handler(e, c):\n    return 'still serving'\n")
+    outcome = invoke(client, admin, name)
+    assert outcome["state"] == "failed"
+    assert error in outcome["error"], outcome["error"]
+    assert invoke(client, admin, "fine")["result"] == "still serving"
+    if name == "fork_bomb":
+        log = client.get(f"/api/v1/runs/{outcome['run_id']}/tasks/{name}/logs", headers=admin)
+        pids = [int(p) for p in log.get_json()["text"].split("children ")[1].split()[:30]]
+        deadline = time.monotonic() + 5
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(p) for p in pids), "the fork bomb's children outlived the try"
+
+
+def test_printing_100_mib_is_capped_and_the_try_succeeds(client, admin, consumer):
+    source = (
+        "import sys\n"
+        "def handler(e, c):\n"
+        "    line = 'y' * 1023 + '\\n'\n"
+        "    for _ in range(100 * 1024):\n"
+        "        sys.stdout.write(line)\n"
+        "    return 'printed'\n"
+    )
+    deploy_source(client, admin, "chatterbox", source, timeout=60)
+    outcome = invoke(client, admin, "chatterbox")
+    assert (outcome["state"], outcome["result"]) == ("success", "printed")
+    log = client.get(f"/api/v1/runs/{outcome['run_id']}/tasks/chatterbox/logs", headers=admin)
+    text = log.get_json()["text"]
+    assert len(text) < 1.1 * 1024 * 1024
+    assert "[brisa] log truncated at 1048576 bytes" in text
+
+
+def test_the_function_cannot_see_brisas_settings(client, admin, consumer, monkeypatch):
+    source = (
+        "import os\n"
+        "def handler(e, c):\n"
+        "    environ = open('/proc/self/environ', 'rb').read().decode(errors='replace')\n"
+        "    return {'env': sorted(os.environ), 'proc': 'DATABASE_URL' in environ or "
+        "'SECRET_KEY' in environ or 'BRISA_' in environ}\n"
+    )
+    deploy_source(client, admin, "snoop", source)
+    outcome = invoke(client, admin, "snoop")
+    assert outcome["result"] == {"env": ["HOME", "LANG", "PATH", "TMPDIR"], "proc": False}
+    assert os.environ.get("SECRET_KEY")  # the worker itself has it
