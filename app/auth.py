@@ -3,9 +3,10 @@
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
-from app.errors import Forbidden, Invalid, Unauthorized
+from app.errors import Forbidden, Invalid, NotFound, Unauthorized
 from app.models import ApiToken
 from app.timeutil import utcnow
 
@@ -18,6 +19,7 @@ def hash_token(token: str) -> str:
 
 
 def create_token(role: str, name: str = "", expires_in_days: float | None = None) -> str:
+    """A new token of ``role``, printed or returned once; only its SHA-256 is kept."""
     if role not in ROLES:
         raise Invalid([{"field": "role", "message": f"must be one of: {', '.join(ROLES)}"}])
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -26,21 +28,45 @@ def create_token(role: str, name: str = "", expires_in_days: float | None = None
     return token
 
 
-def authenticate(header: str | None, admin_token: str | None) -> str:
-    """The role of the bearer token in an Authorization header; raises Unauthorized."""
+@dataclass(frozen=True)
+class Principal:
+    role: str
+    actor: str  # who, for the audit log: "token 7 (ci)" or "BRISA_ADMIN_TOKEN"
+
+
+def identify(header: str | None, admin_token: str | None) -> Principal:
+    """Who sends this Authorization header; raises Unauthorized."""
     scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send 'Authorization: Bearer <token>'")
     token = token.strip()
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
-        return "admin"
+        return Principal("admin", "BRISA_ADMIN_TOKEN")
     # The lookup is by hash, so timing reveals nothing about the token itself.
     row = ApiToken.get_or_none(ApiToken.token_hash == hash_token(token))
     if row is None or row.revoked_at is not None:
         raise Unauthorized("unknown or revoked token")
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise Unauthorized("the token has expired")
-    return row.role
+    return Principal(row.role, describe(row))
+
+
+def describe(row: ApiToken) -> str:
+    return f"token {row.id}" + (f" ({row.name})" if row.name else "")
+
+
+def authenticate(header: str | None, admin_token: str | None) -> str:
+    """The role of the bearer token in an Authorization header; raises Unauthorized."""
+    return identify(header, admin_token).role
+
+
+def revoke(token_id: int) -> ApiToken:
+    row = ApiToken.get_or_none(ApiToken.id == token_id)
+    if row is None:
+        raise NotFound(f"no token {token_id}")
+    if row.revoked_at is None:
+        ApiToken.update(revoked_at=utcnow()).where(ApiToken.id == token_id).execute()
+    return ApiToken.get_by_id(token_id)
 
 
 def require(role: str, needed: str) -> None:

@@ -44,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="")
     create.add_argument("--expires-in-days", type=float)
     create.set_defaults(handler=cmd_token_create)
+    token_commands.add_parser("list", help="tokens: id, name, role, dates").set_defaults(
+        handler=cmd_token_list
+    )
+    revoke = token_commands.add_parser("revoke", help="revoke a token by its id")
+    revoke.add_argument("token_id", type=int)
+    revoke.set_defaults(
+        handler=lambda args: _print_json({"revoked": auth.revoke(args.token_id).id})
+    )
 
     deploy = commands.add_parser(
         "deploy", help="deploy a function (.py), a DAG (.json) or a folder"
@@ -144,6 +152,15 @@ def cmd_migrate(_args) -> int:
 
 def cmd_token_create(args) -> int:
     print(auth.create_token(args.role, args.name, args.expires_in_days))
+    return 0
+
+
+def cmd_token_list(_args) -> int:
+    from app.models import ApiToken
+
+    for row in ApiToken.select().order_by(ApiToken.id):
+        state = "revoked" if row.revoked_at else "active"
+        print(f"{row.id:>4}  {row.role:<8}  {state:<7}  {row.name}")
     return 0
 
 

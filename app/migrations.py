@@ -15,7 +15,7 @@ import peewee as pw
 from playhouse import migrate as schema
 
 from app.db import db, is_postgres
-from app.models import ALL_MODELS, Metric, Pool, SchemaVersion, Secret, TaskTry
+from app.models import ALL_MODELS, AuditEvent, Metric, Pool, SchemaVersion, Secret, TaskTry
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,18 @@ def _v5_webhooks_and_secrets() -> None:
     )
 
 
+def _v6_audit() -> None:
+    db.create_tables([AuditEvent])
+
+
 # (version, callable) in ascending order; each brings the schema from version-1 to version.
-STEPS: list = [(2, _v2_scheduling), (3, _v3_slots), (4, _v4_metrics), (5, _v5_webhooks_and_secrets)]
+STEPS: list = [
+    (2, _v2_scheduling),
+    (3, _v3_slots),
+    (4, _v4_metrics),
+    (5, _v5_webhooks_and_secrets),
+    (6, _v6_audit),
+]
 LATEST = 1 + len(STEPS)
 
 

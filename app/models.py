@@ -188,6 +188,16 @@ class Metric(BaseModel):
     value = pw.DoubleField(default=0)  # REAL would round Unix times to minutes
 
 
+class AuditEvent(BaseModel):
+    """Who changed what, and when: every accepted change made through the API or the UI."""
+
+    at = pw.DateTimeField(default=utcnow, index=True)
+    actor = pw.CharField(max_length=200)  # "token 7 (ci)", "BRISA_ADMIN_TOKEN", "ui: token 7"
+    action = pw.CharField(max_length=200)  # "POST /api/v1/dags/<dag_id>/runs"
+    target = pw.CharField(max_length=500)  # the request path
+    status = pw.IntegerField()
+
+
 class ApiToken(BaseModel):
     """Only the SHA-256 of a token is stored; the token itself is shown once."""
 
@@ -212,5 +222,6 @@ ALL_MODELS = [
     TaskLog,
     Secret,
     Metric,
+    AuditEvent,
     ApiToken,
 ]

@@ -40,12 +40,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.web.api import api
     from app.web.health import health
     from app.web.hooks import hooks
+    from app.web.openapi import docs
     from app.web.ui import ui
 
     flask_app.register_blueprint(api)
     flask_app.register_blueprint(health)
     flask_app.register_blueprint(hooks)
     flask_app.register_blueprint(ui)
+    flask_app.register_blueprint(docs)
     return flask_app
 
 

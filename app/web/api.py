@@ -6,9 +6,9 @@ from urllib.parse import urlparse
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from app import auth, dags, functions, pools, runs, secrets, webhooks
+from app import audit, auth, dags, functions, pools, runs, secrets, webhooks
 from app.errors import BadRequest, Invalid, UnsupportedMediaType
-from app.models import DagRun, FunctionVersion, Pool, Secret, TaskTry
+from app.models import ApiToken, DagRun, FunctionVersion, Pool, Secret, TaskTry
 from app.states import RUN_FINISHED
 from app.timeutil import isoformat
 from app.web import serialize
@@ -22,7 +22,22 @@ MAX_PAGE = 100
 @api.before_request
 def authenticate():
     settings = current_app.config["BRISA"]
-    g.role = auth.authenticate(request.headers.get("Authorization"), settings.admin_token)
+    g.principal = auth.identify(request.headers.get("Authorization"), settings.admin_token)
+    g.role = g.principal.role
+
+
+@api.after_request
+def audit_changes(response):
+    """Every accepted change is recorded: who, which route, which path, the status."""
+    if request.method in CHANGES and response.status_code < 400 and g.get("principal"):
+        rule = request.url_rule.rule if request.url_rule else request.path
+        audit.record(
+            g.principal.actor, f"{request.method} {rule}", request.path, response.status_code
+        )
+    return response
+
+
+CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def needs(role: str):
@@ -236,6 +251,76 @@ def get_secret(name):
 def delete_secret(name):
     secrets.get(name).delete_instance()
     return "", 204
+
+
+# Tokens and the audit log ----------------------------------------------------------------
+
+
+def _token_json(row) -> dict:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "role": row.role,
+        "created_at": isoformat(row.created_at),
+        "expires_at": isoformat(row.expires_at),
+        "revoked_at": isoformat(row.revoked_at),
+    }
+
+
+@api.post("/tokens")
+@needs("admin")
+def create_token():
+    body = json_body()
+    if not isinstance(body, dict) or set(body) - {"role", "name", "expires_in_days"}:
+        raise Invalid(
+            [{"field": "", "message": 'the body may hold "role", "name", "expires_in_days"'}]
+        )
+    name, days = body.get("name", ""), body.get("expires_in_days")
+    if not isinstance(name, str) or len(name) > 100:
+        raise Invalid([{"field": "name", "message": "a string of at most 100 characters"}])
+    if days is not None and (
+        not isinstance(days, int | float) or isinstance(days, bool) or days <= 0
+    ):
+        raise Invalid([{"field": "expires_in_days", "message": "a positive number of days"}])
+    token = auth.create_token(body.get("role"), name, days)
+    row = ApiToken.get(ApiToken.token_hash == auth.hash_token(token))
+    return jsonify({**_token_json(row), "token": token}), 201
+
+
+@api.get("/tokens")
+@needs("admin")
+def list_tokens():
+    return jsonify(
+        {"tokens": [_token_json(row) for row in ApiToken.select().order_by(ApiToken.id)]}
+    )
+
+
+@api.delete("/tokens/<int:token_id>")
+@needs("admin")
+def revoke_token(token_id):
+    return jsonify(_token_json(auth.revoke(token_id)))
+
+
+@api.get("/audit")
+@needs("admin")
+def audit_log():
+    limit = int_arg("limit", 50, 1, MAX_PAGE)
+    events = audit.page(limit, int_arg("cursor", None, 1, 2**62))
+    body = {
+        "events": [
+            {
+                "id": e.id,
+                "at": isoformat(e.at),
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "status": e.status,
+            }
+            for e in events
+        ],
+        "next_cursor": events[-1].id if len(events) == limit else None,
+    }
+    return jsonify(body)
 
 
 # Pools ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ roles, trigger rules, states, limits) come from the modules that enforce them.
 
 from flask import Blueprint, jsonify
 
-from app import functions, pools, secrets
+from app import functions, secrets
 from app.auth import ROLES
 from app.dagspec import _ID, PRESETS
 from app.states import RunState, TaskState
@@ -103,11 +103,23 @@ def path_param(name: str, description: str, schema: dict | None = None) -> dict:
 
 
 def query_param(name: str, description: str, schema: dict) -> dict:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
 
 
 def header_param(name: str, description: str) -> dict:
-    return {"name": name, "in": "header", "required": False, "description": description, "schema": string()}
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": string(),
+    }
 
 
 ERROR_DESCRIPTIONS = {
@@ -115,7 +127,6 @@ ERROR_DESCRIPTIONS = {
     401: "No bearer token, or an unknown, revoked or expired one",
     403: "The token's role is too low for this operation",
     404: "No such resource (or a path that matches no route)",
-    405: "Method not allowed",
     409: "Conflict with the current state",
     413: "The body is over BRISA_MAX_BODY_BYTES",
     415: "The body is not Content-Type: application/json",
@@ -403,7 +414,9 @@ def schemas() -> dict:
         "SecretPut": closed(
             {
                 "name": string(pattern=secrets.NAME.pattern, minLength=1, maxLength=100),
-                "value": string(minLength=1, description=f"at most {secrets.MAX_VALUE_BYTES} bytes"),
+                "value": string(
+                    minLength=1, description=f"at most {secrets.MAX_VALUE_BYTES} bytes"
+                ),
             }
         ),
         "Secret": closed({"name": string(), "created_at": DATE_TIME}),
@@ -452,7 +465,9 @@ def function_paths() -> dict:
             f"seconds (0 to {MAX_WAIT_S}) to wait for the result before answering 202",
             number(minimum=0, maximum=MAX_WAIT_S),
         ),
-        query_param("callback_url", "POST the outcome here (http or https) when the run ends", string()),
+        query_param(
+            "callback_url", "POST the outcome here (http or https) when the run ends", string()
+        ),
         header_param("X-Callback-Url", "the same as callback_url"),
     ]
     return {
@@ -552,10 +567,15 @@ def dag_paths() -> dict:
                 "putDag",
                 "Create a DAG or add a version: 201 changed, 200 identical",
                 "dags",
-                {"200": response("Unchanged", ref("Dag")), "201": response("Created or changed", ref("Dag"))},
+                {
+                    "200": response("Unchanged", ref("Dag")),
+                    "201": response("Created or changed", ref("Dag")),
+                },
                 role="admin",
                 params=[DAG_ID],
-                request=body(ref("DagSpecPut"), "The DAG spec; dag_id, if given, must match the URL"),
+                request=body(
+                    ref("DagSpecPut"), "The DAG spec; dag_id, if given, must match the URL"
+                ),
                 error_codes=(*JSON_BODY_ERRORS, 404),
             ),
             "get": operation(
@@ -606,7 +626,9 @@ def dag_paths() -> dict:
                 {"201": response("The run", ref("Run"))},
                 role="operator",
                 params=[DAG_ID],
-                request=body(ref("Trigger"), "conf and logical_date, both optional", required=False),
+                request=body(
+                    ref("Trigger"), "conf and logical_date, both optional", required=False
+                ),
                 error_codes=(*OPTIONAL_BODY_ERRORS, 404, 409),
             ),
             "get": operation(
@@ -618,9 +640,13 @@ def dag_paths() -> dict:
                 params=[
                     DAG_ID,
                     query_param("state", "only runs in this state", string()),
-                    query_param("limit", "page size", integer(minimum=1, maximum=MAX_PAGE, default=25)),
                     query_param(
-                        "cursor", "next_cursor of the previous page", integer(minimum=1, maximum=2**62)
+                        "limit", "page size", integer(minimum=1, maximum=MAX_PAGE, default=25)
+                    ),
+                    query_param(
+                        "cursor",
+                        "next_cursor of the previous page",
+                        integer(minimum=1, maximum=2**62),
                     ),
                 ],
                 error_codes=(404, 422),
@@ -698,7 +724,9 @@ def run_paths() -> dict:
                 params=[
                     RUN_ID,
                     TASK_ID,
-                    query_param("try", "the try (default: the latest)", integer(minimum=1, maximum=10_000)),
+                    query_param(
+                        "try", "the try (default: the latest)", integer(minimum=1, maximum=10_000)
+                    ),
                     query_param("offset", "the first chunk", integer(minimum=0, maximum=2**31)),
                 ],
                 error_codes=(404, 422),
@@ -740,7 +768,11 @@ def pool_secret_paths() -> dict:
     return {
         "/api/v1/pools": {
             "get": operation(
-                "listPools", "Every pool", "pools", {"200": response("Pools", ref("PoolList"))}, role="viewer"
+                "listPools",
+                "Every pool",
+                "pools",
+                {"200": response("Pools", ref("PoolList"))},
+                role="viewer",
             ),
         },
         "/api/v1/pools/{name}": {
@@ -840,16 +872,25 @@ def public_paths() -> dict:
                 "deliverWebhook",
                 "A signed delivery starts a run (its body is the conf); no bearer token",
                 "webhooks",
-                {"200": response("A repeated delivery: the first run", ref("HookAccepted")), "202": accepted},
+                {
+                    "200": response("A repeated delivery: the first run", ref("HookAccepted")),
+                    "202": accepted,
+                },
                 params=[DAG_ID, *signature_headers],
-                request=body(ANY, "Any body; JSON becomes the conf, anything else is text", required=False),
+                request=body(
+                    ANY, "Any body; JSON becomes the conf, anything else is text", required=False
+                ),
                 error_codes=(401, 404, 409, 413),
             ),
         },
         "/healthz": {
-            "get": operation(
-                "healthz", "Liveness", "health", {"200": response("Alive", ref("Health"))}
-            ),
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness (touches neither the database nor the queue)",
+                "tags": ["health"],
+                "security": [],
+                "responses": {"200": response("Alive", ref("Health"))},
+            },
         },
         "/readyz": {
             "get": {
@@ -909,7 +950,16 @@ def document() -> dict:
         "security": [{"bearerAuth": []}],
         "tags": [
             {"name": name}
-            for name in ("functions", "dags", "runs", "pools", "secrets", "webhooks", "health", "docs")
+            for name in (
+                "functions",
+                "dags",
+                "runs",
+                "pools",
+                "secrets",
+                "webhooks",
+                "health",
+                "docs",
+            )
         ],
         "paths": {
             **function_paths(),

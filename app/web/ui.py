@@ -19,11 +19,12 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from werkzeug.exceptions import HTTPException
 
-from app import auth, dags, functions, runs
+from app import audit, auth, dags, functions, runs
 from app.errors import BrisaError, Invalid, Unauthorized
 from app.models import DagVersion, Function, FunctionVersion
 from app.states import RUN_FINISHED, TASK_FINISHED
@@ -56,6 +57,17 @@ def require_sign_in():
     if request.method == "POST":
         ui_auth.check_csrf()  # a forged POST changes nothing
     return None
+
+
+@ui.after_request
+def audit_changes(response):
+    """Every accepted POST is recorded (sign-in and sign-out excepted)."""
+    if request.method == "POST" and response.status_code < 400 and g.get("role"):
+        tid = session.get("tid")
+        actor = "ui: " + (f"token {tid}" if tid is not None else "BRISA_ADMIN_TOKEN")
+        rule = request.url_rule.rule if request.url_rule else request.path
+        audit.record(actor, f"POST {rule}", request.path, response.status_code)
+    return response
 
 
 @ui.app_context_processor

@@ -11,6 +11,7 @@ import pytest
 from app import db, migrations
 from app.models import (
     ALL_MODELS,
+    AuditEvent,
     Dag,
     DagRun,
     Function,
@@ -141,13 +142,13 @@ def test_a_version_1_database_is_upgraded_in_place_keeping_its_data(backend):
         schema.migrate(migrator.drop_index(table, index))
     for table, names in ADDED_SINCE_V1.items():
         schema.migrate(*(migrator.drop_column(table, name) for name in names))
-    db.db.drop_tables([TaskTry, Pool, Metric, Secret])
+    db.db.drop_tables([TaskTry, Pool, Metric, Secret, AuditEvent])
     SchemaVersion.update(version=1).execute()
     assert not columns("dag_run") & set(ADDED_SINCE_V1["dag_run"])
 
     assert migrations.migrate() == (1, migrations.LATEST)
     for table, names in ADDED_SINCE_V1.items():
         assert set(names) <= columns(table), table
-    assert {"task_try", "pool", "metric", "secret"} <= set(db.db.get_tables())
+    assert {"task_try", "pool", "metric", "secret", "audit_event"} <= set(db.db.get_tables())
     assert [f.name for f in Function.select()] == ["kept"]
     assert stamped_versions() == [migrations.LATEST]
