@@ -82,10 +82,12 @@ def daily_prune() -> None:
 
 
 def tick(now: datetime, queued_timeout_s: float, heartbeat_timeout_s: float = 30) -> dict:
-    """One pass of the scheduler, as of ``now``: fail tries whose worker died, time out runs,
-    create due runs, and recover what the queue lost."""
+    """One pass of the scheduler, as of ``now``: fail tries whose worker died, finish what a
+    dead worker left undispatched, time out runs, create due runs, and recover what the
+    queue lost."""
     return {
         "reaped": reap_dead_tries(now - timedelta(seconds=heartbeat_timeout_s)),
+        "reconciled": dispatch.reconcile_stalled_runs(),
         "timed_out": time_out_runs(now),
         "runs_created": sum(
             scheduler.schedule_dag(d, now, schedule_run_at) for d in scheduler.due_dags(now)

@@ -127,6 +127,35 @@ def maybe_finish_run(run_id: int) -> None:
         run_finished(run_id)
 
 
+def reconcile_stalled_runs() -> int:
+    """Runs still running with no task queued, running or waiting to retry: the worker that
+    finished their last task died before dispatching (a SIGKILL between its commit and the
+    next step). Decide their waiting tasks and finish them; returns how many were stalled.
+    Racing a live finisher is harmless: every move is a compare-and-set."""
+    active = [str(s) for s in (TaskState.QUEUED, TaskState.RUNNING, TaskState.UP_FOR_RETRY)]
+    busy = TaskInstance.select(TaskInstance.run).where(TaskInstance.state.in_(active))
+    stalled = DagRun.select(DagRun.id).where(
+        (DagRun.state == str(RunState.RUNNING)) & DagRun.id.not_in(busy)
+    )
+    count = 0
+    for run in stalled:
+        waiting = TaskInstance.select(TaskInstance.task_id).where(
+            (TaskInstance.run == run.id) & (TaskInstance.state == str(TaskState.NONE))
+        )
+        with db.atomic():
+            evaluate(run.id, [ti.task_id for ti in waiting])
+        maybe_finish_run(run.id)
+        count += 1
+    waiting_dags = (
+        DagRun.select(DagRun.dag)
+        .where((DagRun.state == str(RunState.QUEUED)) & DagRun.dag.is_null(False))
+        .distinct()
+    )
+    for row in waiting_dags:  # a queued run whose predecessor's finisher died before starting it
+        start_queued_runs(row.dag_id)
+    return count
+
+
 def run_finished(run_id: int) -> None:
     """After a run reached its final state (whoever moved it): its callback, then the DAG's
     next queued run."""

@@ -10,6 +10,8 @@ commit that made their task ``queued`` (``db.after_commit``).
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from peewee import Case
+
 from app import queue
 from app.db import db
 from app.models import DagRun, TaskInstance
@@ -231,9 +233,20 @@ def mark_not_run(ti: TaskInstance, target: TaskState) -> bool:
 
 
 def clear_tasks(run_id: int, task_ids) -> int:
-    """Finished task instances -> none, so they run again (their try_number grows)."""
+    """Finished task instances -> none, so they run again: their try_number grows, and
+    max_tries with it when no try was left (try 3 of 3, cleared, runs as try 4 of 4)."""
     where = (TaskInstance.run == run_id) & TaskInstance.task_id.in_(list(task_ids))
-    fields = dict(result=None, error=None, started_at=None, finished_at=None, worker=None)
+    next_try = TaskInstance.try_number + 1
+    fields = dict(
+        result=None,
+        error=None,
+        started_at=None,
+        finished_at=None,
+        worker=None,
+        max_tries=Case(
+            None, [(TaskInstance.max_tries < next_try, next_try)], TaskInstance.max_tries
+        ),
+    )
     return _move_tasks(where, TASK_FINISHED, T.NONE, **fields)
 
 

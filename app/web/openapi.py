@@ -92,14 +92,17 @@ def body(schema: dict, description: str, required: bool = True) -> dict:
     return {"required": required, "description": description, "content": json_content(schema)}
 
 
-def path_param(name: str, description: str, schema: dict | None = None) -> dict:
-    return {
+def path_param(name: str, description: str, schema: dict | None = None, example=None) -> dict:
+    param = {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
         "schema": schema or string(minLength=1),
     }
+    if example is not None:
+        param["example"] = example
+    return param
 
 
 def query_param(name: str, description: str, schema: dict) -> dict:
@@ -328,6 +331,17 @@ def task_instance_schema(with_tries: bool = False) -> dict:
     return closed(properties)
 
 
+def token_properties() -> dict:
+    return {
+        "id": integer(),
+        "name": string(),
+        "role": string(enum=list(ROLES)),
+        "created_at": DATE_TIME,
+        "expires_at": MAYBE_DATE_TIME,
+        "revoked_at": MAYBE_DATE_TIME,
+    }
+
+
 def schemas() -> dict:
     run_props = run_schema()["properties"]
     return {
@@ -421,6 +435,32 @@ def schemas() -> dict:
         ),
         "Secret": closed({"name": string(), "created_at": DATE_TIME}),
         "SecretList": closed({"secrets": array(ref("Secret"))}),
+        "TokenCreate": obj(
+            {
+                "role": string(enum=list(ROLES)),
+                "name": string(maxLength=100, default=""),
+                "expires_in_days": nullable(number(exclusiveMinimum=0)),
+            },
+            required=("role",),
+        ),
+        "Token": closed(token_properties()),
+        "NewToken": closed(
+            {**token_properties(), "token": string(description="the token itself: shown once")}
+        ),
+        "TokenList": closed({"tokens": array(ref("Token"))}),
+        "AuditEvent": closed(
+            {
+                "id": integer(),
+                "at": DATE_TIME,
+                "actor": string(description='"token 7 (ci)", "BRISA_ADMIN_TOKEN", ...'),
+                "action": string(description='the method and route: "POST /api/v1/dags"'),
+                "target": string(description="the request path"),
+                "status": integer(),
+            }
+        ),
+        "AuditPage": closed(
+            {"events": array(ref("AuditEvent")), "next_cursor": nullable(integer())}
+        ),
         "WebhookSecret": closed({"webhook_secret": string(pattern="^whsec_")}),
         "CallbackSecret": closed({"secret": string()}),
         "HookAccepted": closed(
@@ -448,10 +488,12 @@ def schemas() -> dict:
 
 # Paths ----------------------------------------------------------------------------------
 
-FUNCTION_NAME = path_param("name", "a function's name")
-DAG_ID = path_param("dag_id", "a DAG's id")
-RUN_ID = path_param("run_id", "a run's id", integer(minimum=0))
-TASK_ID = path_param("task_id", "a task's id within the run")
+# Examples name the example functions and DAGs (functions/), as the README does.
+FUNCTION_NAME = path_param("name", "a function's name", example="hello")
+DAG_ID = path_param("dag_id", "a DAG's id", example="example_pipeline")
+DAG_TO_DELETE = path_param("dag_id", "a DAG's id", example="words")
+RUN_ID = path_param("run_id", "a run's id", integer(minimum=0), example=1)
+TASK_ID = path_param("task_id", "a task's id within the run", example="hello")
 POOL_NAME = path_param("name", "a pool's name")
 SECRET_NAME = path_param("name", "a secret's name")
 NO_CONTENT = {"204": {"description": "Deleted"}}
@@ -603,7 +645,7 @@ def dag_paths() -> dict:
                 "dags",
                 NO_CONTENT,
                 role="admin",
-                params=[DAG_ID],
+                params=[DAG_TO_DELETE],
                 error_codes=(404,),
             ),
         },
@@ -855,6 +897,60 @@ def pool_secret_paths() -> dict:
     }
 
 
+def token_audit_paths() -> dict:
+    return {
+        "/api/v1/tokens": {
+            "post": operation(
+                "createToken",
+                "Create an API token; the answer shows it, once (only its SHA-256 is kept)",
+                "tokens",
+                {"201": response("The new token", ref("NewToken"))},
+                role="admin",
+                request=body(ref("TokenCreate"), "Role, and optionally a name and a lifetime"),
+                error_codes=JSON_BODY_ERRORS,
+            ),
+            "get": operation(
+                "listTokens",
+                "Every token, without its secret",
+                "tokens",
+                {"200": response("Tokens", ref("TokenList"))},
+                role="admin",
+            ),
+        },
+        "/api/v1/tokens/{token_id}": {
+            "delete": operation(
+                "revokeToken",
+                "Revoke a token (again: no change)",
+                "tokens",
+                {"200": response("The revoked token", ref("Token"))},
+                role="admin",
+                params=[path_param("token_id", "a token's id", integer(minimum=0))],
+                error_codes=(404,),
+            ),
+        },
+        "/api/v1/audit": {
+            "get": operation(
+                "listAuditEvents",
+                "Accepted changes (POST, PUT, PATCH, DELETE under 400), newest first",
+                "tokens",
+                {"200": response("A page of events", ref("AuditPage"))},
+                role="admin",
+                params=[
+                    query_param(
+                        "limit", "page size", integer(minimum=1, maximum=MAX_PAGE, default=50)
+                    ),
+                    query_param(
+                        "cursor",
+                        "next_cursor of the previous page",
+                        integer(minimum=1, maximum=2**62),
+                    ),
+                ],
+                error_codes=(422,),
+            ),
+        },
+    }
+
+
 def public_paths() -> dict:
     signature_headers = [
         header_param("X-Hub-Signature-256", "GitHub: sha256=<hex HMAC-SHA256 of the raw body>"),
@@ -966,6 +1062,7 @@ def document() -> dict:
             **dag_paths(),
             **run_paths(),
             **pool_secret_paths(),
+            **token_audit_paths(),
             **public_paths(),
         },
         "components": {

@@ -5,7 +5,7 @@ import time
 from datetime import timedelta
 
 from app import clock, db, queue, states, worker
-from app.models import TaskInstance, TaskTry
+from app.models import DagRun, TaskInstance, TaskTry
 from app.timeutil import utcnow
 from tests.conftest import ADMIN_TOKEN, backend_env, deploy_source, require_redis
 
@@ -85,3 +85,30 @@ def test_the_api_answers_503_fast_while_the_database_is_down(tmp_path):
     assert ready.status_code == 503
     assert ready.get_json()["checks"]["database"].startswith("down")
     assert ready.get_json()["checks"]["queue"] == "ok"
+
+
+def test_a_run_whose_finisher_died_before_dispatching_is_finished_by_the_tick(
+    client, admin, backend
+):
+    deploy_source(client, admin, "f", SOURCE)
+    tasks = [
+        {"task_id": "a", "function": "f"},
+        {"task_id": "b", "function": "f", "upstream": ["a"]},
+    ]
+    client.post("/api/v1/dags", json={"dag_id": "chain", "tasks": tasks}, headers=admin)
+    run_id = client.post("/api/v1/dags/chain/runs", headers=admin).get_json()["run_id"]
+    with db.db.connection_context():
+        a = TaskInstance.get((TaskInstance.run == run_id) & (TaskInstance.task_id == "a"))
+        # a worker ran a, committed its success, and was SIGKILLed before dispatching b
+        assert states.claim(a.id, a.try_number, "doomed:1")
+        assert states.succeed(a.id, a.try_number, 1)
+        counts = clock.tick(utcnow(), 60, 30)
+        b = TaskInstance.get((TaskInstance.run == run_id) & (TaskInstance.task_id == "b"))
+        assert counts["reconciled"] == 1 and b.state == "queued"
+        # and again after b: its success committed, the run never finished
+        assert states.claim(b.id, b.try_number, "doomed:2")
+        assert states.succeed(b.id, b.try_number, 2)
+        assert clock.tick(utcnow(), 60, 30)["reconciled"] == 1
+        run = DagRun.get_by_id(run_id)
+        assert run.state == "success"
+        assert clock.tick(utcnow(), 60, 30)["reconciled"] == 0
