@@ -24,7 +24,7 @@ from app import (
     worker,
 )
 from app.config import current
-from app.db import db, ensure_bound
+from app.db import DB_ERRORS, db, discard_connection, ensure_bound
 from app.models import DagRun, TaskInstance
 from app.queue import make_huey
 from app.states import RunState, TaskState
@@ -39,21 +39,39 @@ huey.on_startup()(logs.configure)
 consumer.Scheduler.periodic_task_seconds = current().tick_s
 
 
+# After a database outage, running tries could not heartbeat either: none is taken for dead
+# until it has had a heartbeat timeout to report again (monotonic time, this process).
+_reap_after = 0.0
+
+
 @huey.periodic_task(crontab(minute="*"))
 def periodic_tick() -> None:
+    global _reap_after
     settings = current()
     ensure_bound()
     started = time.monotonic()
-    with db.connection_context():
-        counts = tick(utcnow(), settings.queued_timeout_s, settings.heartbeat_timeout_s)
-        took = time.monotonic() - started
-        metrics.add("ticks_total")
-        metrics.add("heartbeats_reaped_total", counts["reaped"])
-        metrics.add("lost_messages_requeued_total", counts["requeued"])
-        metrics.set_gauge("tick_duration_seconds", took)
-        metrics.set_gauge("tick_last_timestamp_seconds", time.time())
+    try:
+        with db.connection_context():
+            reap = started >= _reap_after
+            counts = tick(utcnow(), settings.queued_timeout_s, settings.heartbeat_timeout_s, reap)
+            _record(counts, time.monotonic() - started)
+    except DB_ERRORS:
+        discard_connection()
+        _reap_after = float("inf")
+        log.warning("tick skipped: the database is unreachable")
+        return
+    if _reap_after == float("inf"):
+        _reap_after = time.monotonic() + settings.heartbeat_timeout_s
     if any(counts.values()):
-        log.info("tick in %.3fs: %s", took, counts)
+        log.info("tick in %.3fs: %s", time.monotonic() - started, counts)
+
+
+def _record(counts: dict, took: float) -> None:
+    metrics.add("ticks_total")
+    metrics.add("heartbeats_reaped_total", counts["reaped"])
+    metrics.add("lost_messages_requeued_total", counts["requeued"])
+    metrics.set_gauge("tick_duration_seconds", took)
+    metrics.set_gauge("tick_last_timestamp_seconds", time.time())
 
 
 @huey.task()
@@ -81,12 +99,14 @@ def daily_prune() -> None:
         log.info("pruned %d runs older than %d days", deleted, days)
 
 
-def tick(now: datetime, queued_timeout_s: float, heartbeat_timeout_s: float = 30) -> dict:
+def tick(
+    now: datetime, queued_timeout_s: float, heartbeat_timeout_s: float = 30, reap: bool = True
+) -> dict:
     """One pass of the scheduler, as of ``now``: fail tries whose worker died, finish what a
     dead worker left undispatched, time out runs, create due runs, and recover what the
     queue lost."""
     return {
-        "reaped": reap_dead_tries(now - timedelta(seconds=heartbeat_timeout_s)),
+        "reaped": reap_dead_tries(now - timedelta(seconds=heartbeat_timeout_s)) if reap else 0,
         "reconciled": dispatch.reconcile_stalled_runs(),
         "timed_out": time_out_runs(now),
         "runs_created": sum(
