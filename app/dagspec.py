@@ -146,8 +146,11 @@ def _or_null(check):
 
 _positive_int = _check(lambda v: _is_int(v) and v > 0, "must be a positive integer")
 _non_negative_int = _check(lambda v: _is_int(v) and v >= 0, "must be an integer >= 0")
+# Seconds are stored as floats: at least a millisecond, at most a year.
+MIN_SECONDS, MAX_SECONDS = 0.001, 366 * 24 * 3600
 _positive_seconds = _check(
-    lambda v: _is_number(v) and v > 0, "must be a positive number of seconds"
+    lambda v: _is_number(v) and MIN_SECONDS <= v <= MAX_SECONDS,
+    f"must be a number of seconds from {MIN_SECONDS} to {MAX_SECONDS}",
 )
 _boolean = _check(lambda v: isinstance(v, bool), "must be true or false")
 _string = _check(lambda v: isinstance(v, str), "must be a string")
@@ -245,15 +248,20 @@ def _check_dag_id(data, url_dag_id, errors):
         _check_id(url_dag_id if value is None else value, "dag_id", "dag_id", errors)
 
 
+FIRST_YEAR, LAST_YEAR = 1970, 2999  # schedules are computed around these dates
+
+
 def _parse_datetime(value, tz):
-    """An aware UTC datetime, or None if `value` is not ISO-8601; naive means local to `tz`."""
+    """An aware UTC datetime, or None if `value` is not ISO-8601 in years 1970-2999; naive
+    means local to `tz`."""
     try:
         parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=tz)
+        parsed = parsed.astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+    return parsed if FIRST_YEAR <= parsed.year <= LAST_YEAR else None
 
 
 def _zone(data):
@@ -268,7 +276,8 @@ def _check_dates(data, errors):
         if value is not None:
             parsed[key] = _parse_datetime(value, zone)
             if parsed[key] is None:
-                errors.add(key, f"{key} must be an ISO-8601 date or datetime, got {_show(value)}")
+                message = f"{key} must be an ISO-8601 date or datetime in {FIRST_YEAR}-{LAST_YEAR}"
+                errors.add(key, f"{message}, got {_show(value)}")
     start, end = parsed.get("start_date"), parsed.get("end_date")
     if start and end and end < start:
         errors.add("end_date", "end_date must not be before start_date")

@@ -16,7 +16,7 @@ from app.models import Function, FunctionVersion
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 RUNTIMES = ("python", "http", "sql", "shell")
 MAX_SOURCE_BYTES = 512 * 1024
-MAX_TIMEOUT_S = 24 * 3600
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.001, 24 * 3600
 LOAD_CHECK_TIMEOUT_S = 10
 FIELDS = {"name", "source", "handler", "runtime", "timeout", "memory_mb", "env", "secrets"}
 
@@ -91,8 +91,8 @@ def _check_runtime(value):
 
 
 def _check_timeout(value):
-    if not _is_number(value) or not 0 < value <= MAX_TIMEOUT_S:
-        return f"must be a number of seconds, above 0 and at most {MAX_TIMEOUT_S}"
+    if not _is_number(value) or not MIN_TIMEOUT_S <= value <= MAX_TIMEOUT_S:
+        return f"must be a number of seconds from {MIN_TIMEOUT_S} to {MAX_TIMEOUT_S}"
 
 
 def _check_memory(value):

@@ -268,13 +268,17 @@ def _all_downstream(run_id: int, task_id: str) -> list[str]:
 
 
 def parse_date(value, field: str) -> datetime | None:
-    """An ISO-8601 date-time from a request as naive UTC (a naive one is taken as UTC)."""
+    """An ISO-8601 date-time from a request as naive UTC (a naive one is taken as UTC), in
+    the years 1970-2999."""
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise Invalid([{"field": field, "message": "must be an ISO-8601 date-time"}]) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        parsed = None
+    if parsed is None or not 1970 <= parsed.year <= 2999:
+        message = "must be an ISO-8601 date-time in the years 1970-2999"
+        raise Invalid([{"field": field, "message": message}]) from None
     return parsed

@@ -6,6 +6,7 @@ import os
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from app import db as database
 from app import logs
@@ -33,6 +34,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     flask_app.json.sort_keys = False
     logs.configure()
+    flask_app.url_map.converters["int"] = BoundedInt
+    _refuse_nul(flask_app)
     _register_security_headers(flask_app)
     _register_db_hooks(flask_app)
     _register_error_handlers(flask_app)
@@ -83,6 +86,34 @@ def _register_security_headers(flask_app: Flask) -> None:
         if response.mimetype == "text/html":
             response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
+
+
+class BoundedInt(IntegerConverter):
+    """Ids in URLs fit a 64-bit signed integer (SQLite's, Postgres' bigint): a larger one is a
+    404 like any unknown id, not an overflow."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
+def _refuse_nul(flask_app: Flask) -> None:
+    """NUL cannot be stored or compared in a Postgres text column: a path or query holding
+    one is refused before it reaches the database."""
+
+    @flask_app.before_request
+    def no_nul():
+        if "\x00" in request.path:
+            return _error(404, "not_found", "no such resource", None)
+        bad = sorted(name for name, value in request.args.items() if "\x00" in value)
+        if bad:
+            details = [{"field": name, "message": "may not contain NUL"} for name in bad]
+            return _error(422, "invalid", "NUL in the query string", details)
+        return None
+
+
+def _error(status: int, code: str, message: str, details):
+    return jsonify({"error": {"code": code, "message": message, "details": details}}), status
 
 
 def _register_db_hooks(flask_app: Flask) -> None:

@@ -61,9 +61,23 @@ def json_body(optional: bool = False):
     if not request.is_json:
         raise UnsupportedMediaType("send the body as Content-Type: application/json")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
+    if _has_nul(body):
+        raise Invalid([{"field": "", "message": "strings may not contain NUL (\\u0000)"}])
+    return body
+
+
+def _has_nul(value) -> bool:
+    """NUL cannot be stored in a Postgres text column: refuse it up front."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
@@ -279,9 +293,9 @@ def create_token():
     if not isinstance(name, str) or len(name) > 100:
         raise Invalid([{"field": "name", "message": "a string of at most 100 characters"}])
     if days is not None and (
-        not isinstance(days, int | float) or isinstance(days, bool) or days <= 0
+        not isinstance(days, int | float) or isinstance(days, bool) or not 0 < days <= 36500
     ):
-        raise Invalid([{"field": "expires_in_days", "message": "a positive number of days"}])
+        raise Invalid([{"field": "expires_in_days", "message": "a number of days, up to 36500"}])
     token = auth.create_token(body.get("role"), name, days)
     row = ApiToken.get(ApiToken.token_hash == auth.hash_token(token))
     return jsonify({**_token_json(row), "token": token}), 201

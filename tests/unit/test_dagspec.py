@@ -117,11 +117,19 @@ DAG_ERRORS = [
     ({"default_args": {"owner": "me"}}, "default_args.owner", "unknown key 'owner'"),
     ({"default_args": {"retries": -1}}, "default_args.retries", "integer >= 0"),
     ({"default_args": {"retries": True}}, "default_args.retries", "integer >= 0"),
-    ({"default_args": {"retry_delay": 0}}, "default_args.retry_delay", "positive number"),
-    ({"default_args": {"retry_delay": "10"}}, "default_args.retry_delay", "positive number"),
-    ({"default_args": {"retry_delay": float("nan")}}, "default_args.retry_delay", "positive"),
-    ({"default_args": {"max_retry_delay": -5}}, "default_args.max_retry_delay", "positive"),
-    ({"default_args": {"timeout": 0}}, "default_args.timeout", "positive number"),
+    ({"default_args": {"retry_delay": 0}}, "default_args.retry_delay", "number of seconds"),
+    ({"default_args": {"retry_delay": "10"}}, "default_args.retry_delay", "number of seconds"),
+    (
+        {"default_args": {"retry_delay": float("nan")}},
+        "default_args.retry_delay",
+        "number of seconds",
+    ),
+    (
+        {"default_args": {"max_retry_delay": -5}},
+        "default_args.max_retry_delay",
+        "number of seconds",
+    ),
+    ({"default_args": {"timeout": 0}}, "default_args.timeout", "number of seconds"),
     ({"default_args": {"retry_backoff": 1}}, "default_args.retry_backoff", "true or false"),
     ({"tasks": None}, "tasks", "tasks is required"),
     ({"tasks": {"a": {}}}, "tasks", "tasks must be a list"),
@@ -173,10 +181,10 @@ TASK_ERRORS = [
     ([task("a", trigger_rule="sometimes")], "tasks[0].trigger_rule", "must be one of"),
     ([task("a", retries=-1)], "tasks[0].retries", "integer >= 0"),
     ([task("a", retries=1.5)], "tasks[0].retries", "integer >= 0"),
-    ([task("a", retry_delay=0)], "tasks[0].retry_delay", "positive number"),
-    ([task("a", max_retry_delay="x")], "tasks[0].max_retry_delay", "positive number"),
-    ([task("a", timeout=-1)], "tasks[0].timeout", "positive number"),
-    ([task("a", timeout=float("inf"))], "tasks[0].timeout", "positive number"),
+    ([task("a", retry_delay=0)], "tasks[0].retry_delay", "number of seconds"),
+    ([task("a", max_retry_delay="x")], "tasks[0].max_retry_delay", "number of seconds"),
+    ([task("a", timeout=-1)], "tasks[0].timeout", "number of seconds"),
+    ([task("a", timeout=float("inf"))], "tasks[0].timeout", "number of seconds"),
     ([task("a", retry_backoff="true")], "tasks[0].retry_backoff", "true or false"),
 ]
 
@@ -575,3 +583,15 @@ def test_task_lookup(diamond):
 
 def test_function_names(diamond):
     assert diamond.function_names() == {"fetch_orders", "summarise", "post_slack"}
+
+
+@pytest.mark.parametrize("seconds", [5e-324, 0.0009, 366 * 24 * 3600 + 1])
+def test_seconds_outside_a_millisecond_to_a_year_are_refused(seconds):
+    errors = errors_of(spec(task("a", timeout=seconds)))
+    assert [e["field"] for e in errors] == ["tasks[0].timeout"]
+
+
+@pytest.mark.parametrize("date", ["0001-01-01", "1969-12-31T23:59:59Z", "3000-01-01"])
+def test_dates_outside_1970_to_2999_are_refused(date):
+    errors = errors_of(spec(start_date=date))
+    assert [e["field"] for e in errors] == ["start_date"]
