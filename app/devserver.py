@@ -123,6 +123,7 @@ def _print_banner(port: int, token: str, embedded: bool) -> None:
     )
     print(
         f"\nBrisa is running on {backend}\n"
+        f"  UI:    http://127.0.0.1:{port}/ (sign in with the token)\n"
         f"  API:   http://127.0.0.1:{port}/api/v1/dags\n"
         f"  Token: export TOKEN={token}\n"
         f'         curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{port}/api/v1/dags\n'

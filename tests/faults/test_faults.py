@@ -4,6 +4,8 @@ The function under test appends "run task try" to a ledger file at its start, so
 counts executions: a try that ran twice shows twice."""
 
 import collections
+import hashlib
+import hmac
 import os
 import signal
 import subprocess
@@ -311,3 +313,69 @@ def test_postgres_stopped_mid_run_answers_503_then_everything_completes(system, 
     assert 503 in statuses and set(statuses) <= {503, 200}, statuses
     assert (lost, duplicated) == (0, 0)
     assert all(t["state"] == "success" for t in run["tasks"])
+
+
+def redis_server(action: str) -> None:
+    if action == "stop":
+        subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], timeout=30)
+        return
+    subprocess.run(
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        check=True,
+        timeout=30,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if redis.Redis.from_url(E2E_REDIS_URL).ping():
+                return
+        except redis.RedisError:
+            time.sleep(0.2)
+    raise AssertionError("Redis did not come back")
+
+
+def test_redis_down_triggers_and_webhooks_are_accepted_and_run_once_it_is_back(
+    system, client, report
+):
+    client.setup("while_down", tasks=2, chain=True)
+    secret = client.call("POST", "/api/v1/dags/while_down/webhook-secret").json()["webhook_secret"]
+    redis_server("stop")
+    try:
+        run_ids = [client.trigger("while_down") for _ in range(5)]
+        body = b'{"from": "a webhook"}'
+        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        hook = requests.post(
+            f"{system.base}/hooks/while_down",
+            data=body,
+            headers={"X-Hub-Signature-256": signature, "X-GitHub-Delivery": "during-outage"},
+            timeout=30,
+        )
+        assert hook.status_code == 202, hook.text
+        run_ids.append(hook.json()["run_id"])
+        ready = client.call("GET", "/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["queue"].startswith("down")
+    finally:
+        redis_server("start")
+    back_at = time.monotonic()
+    runs = client.wait_all(run_ids, timeout=120)
+    lost, duplicated = check(runs, client, 2)
+    report(
+        fault="Redis down: 5 triggers and a webhook",
+        runs=6,
+        lost=lost,
+        duplicated=duplicated,
+        recover_s=time.monotonic() - back_at,
+    )
+    assert (lost, duplicated) == (0, 0)
