@@ -23,9 +23,17 @@ log = logging.getLogger(__name__)
 
 def storage_for(settings: Settings) -> tuple[type, dict]:
     if settings.redis_url:
-        return RedisStorage, {"url": settings.redis_url}
+        return RedisStorage, {"url": redis_url(settings.redis_url)}
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     return SqliteStorage, {"filename": str(settings.queue_path), "timeout": 10}
+
+
+def redis_url(url: str) -> str:
+    """Heroku Redis serves TLS (rediss://) with a self-signed certificate: unless the URL says
+    otherwise, such a connection is encrypted without verifying the certificate."""
+    if url.startswith("rediss://") and "ssl_cert_reqs=" not in url:
+        return url + ("&" if "?" in url else "?") + "ssl_cert_reqs=none"
+    return url
 
 
 def make_huey(name: str, settings: Settings) -> Huey:

@@ -70,3 +70,43 @@ def test_dockerfile_copies_paths_that_exist():
     for source in sources:
         for path in source.split():
             assert (ROOT / path).exists(), path
+
+
+def app_json() -> dict:
+    import json
+
+    return json.loads((ROOT / "app.json").read_text())
+
+
+def test_app_json_provisions_the_seed_architecture():
+    manifest = app_json()
+    assert set(manifest["formation"]) == {"web", "worker", "clock"}
+    assert set(manifest["formation"]) <= set(read_procfile(ROOT / "Procfile"))
+    plans = [addon["plan"].split(":")[0] for addon in manifest["addons"]]
+    assert plans == ["heroku-postgresql", "heroku-redis"]
+    assert manifest["env"]["SECRET_KEY"]["generator"] == "secret"
+    assert "release" in read_procfile(ROOT / "Procfile")  # Heroku's release phase
+
+
+def test_every_variable_app_json_sets_is_one_brisa_reads():
+    sources = [*ROOT.joinpath("app").rglob("*.py"), ROOT / "infra/gunicorn.conf.py"]
+    read_by_app = "\n".join(p.read_text() for p in sources)
+    procfile = (ROOT / "Procfile").read_text()
+    for variable in app_json()["env"]:
+        quoted = f'"{variable}"' in read_by_app or f"'{variable}'" in read_by_app
+        assert quoted or "${" + variable in procfile, variable
+
+
+def test_the_python_version_is_pinned_for_the_buildpack():
+    assert (ROOT / ".python-version").read_text().strip() == "3.11"
+
+
+def test_heroku_tls_redis_skips_verifying_its_self_signed_certificate():
+    from app.queue import redis_url
+
+    assert redis_url("rediss://:pw@host:6380") == "rediss://:pw@host:6380?ssl_cert_reqs=none"
+    assert (
+        redis_url("rediss://h:1/0?ssl_cert_reqs=required")
+        == "rediss://h:1/0?ssl_cert_reqs=required"
+    )
+    assert redis_url("redis://h:1/0") == "redis://h:1/0"
