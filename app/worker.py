@@ -31,17 +31,25 @@ def run_try(ti_id: int, try_number: int) -> None:
             if claimed == slots.DROPPED:
                 metrics.add("messages_dropped_total")
             return
-        ti = TaskInstance.get_by_id(ti_id)
-        observer = TryObserver(ti_id, try_number, settings.heartbeat_s, settings.log_cap_bytes)
         try:
+            ti = TaskInstance.get_by_id(ti_id)
             job = build_job(ti, settings)
-            observer.secret_values = list(job["secrets"].values())
-            outcome = sandbox.run(job, ti.timeout, observer, key=(ti_id, try_number))
+        except DB_ERRORS:
+            # Claimed, but the database went away before the function could start: that is
+            # no fault of the function, so the try goes back without spending a retry.
+            discard_connection()
+            retrying(lambda: _give_back(ti_id, try_number), settings.db_retry_s)
+            return
         except LookupError as exc:  # a secret the function lists does not exist
-            outcome = sandbox.Outcome(False, error=str(exc))
+            job, failure = None, sandbox.Outcome(False, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - Brisa's own fault must still end the try
-            log.exception("task instance %s try %s could not run", ti_id, try_number)
-            outcome = sandbox.Outcome(False, error=f"Brisa could not run the try: {exc!r}")
+            log.exception("task instance %s try %s could not start", ti_id, try_number)
+            job, failure = (
+                None,
+                sandbox.Outcome(False, error=f"Brisa could not run the try: {exc!r}"),
+            )
+        observer = TryObserver(ti_id, try_number, settings.heartbeat_s, settings.log_cap_bytes)
+        outcome = failure if job is None else _run(job, ti, try_number, observer)
         outcome = _masked(outcome, observer.secret_values)
         if not outcome.ok:
             observer.output(f"\n[brisa] try {try_number} failed: {outcome.error}\n")
@@ -50,6 +58,20 @@ def run_try(ti_id: int, try_number: int) -> None:
         retrying(observer.flush, settings.db_retry_s)
         retrying(lambda: record_outcome(ti, try_number, outcome), settings.db_retry_s)
         retrying(lambda: slots.wake(gate), settings.db_retry_s)
+
+
+def _run(job: dict, ti: TaskInstance, try_number: int, observer) -> sandbox.Outcome:
+    observer.secret_values = list(job["secrets"].values())
+    try:
+        return sandbox.run(job, ti.timeout, observer, key=(ti.id, try_number))
+    except Exception as exc:  # noqa: BLE001 - Brisa's own fault must still end the try
+        log.exception("task instance %s try %s could not run", ti.id, try_number)
+        return sandbox.Outcome(False, error=f"Brisa could not run the try: {exc!r}")
+
+
+def _give_back(ti_id: int, try_number: int) -> None:
+    if states.hand_back(ti_id, try_number, "handed back: the database was unreachable"):
+        _keep_try(ti_id, try_number, "handed_back", "the database was unreachable", None, None)
 
 
 def hand_back(ti_id: int, try_number: int) -> None:

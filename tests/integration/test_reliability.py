@@ -112,3 +112,32 @@ def test_a_run_whose_finisher_died_before_dispatching_is_finished_by_the_tick(
         run = DagRun.get_by_id(run_id)
         assert run.state == "success"
         assert clock.tick(utcnow(), 60, 30)["reconciled"] == 0
+
+
+def test_a_database_error_before_the_function_starts_hands_the_try_back(
+    client, admin, consumer, monkeypatch
+):
+    import peewee
+
+    from tests.conftest import wait_for_run
+
+    real_build_job, calls = worker.build_job, []
+
+    def flaky_build_job(ti, settings):
+        calls.append(ti.try_number)
+        if len(calls) == 1:
+            raise peewee.OperationalError("the database system is shutting down")
+        return real_build_job(ti, settings)
+
+    monkeypatch.setattr(worker, "build_job", flaky_build_job)
+    deploy_source(client, admin, "f", SOURCE)
+    client.post(
+        "/api/v1/dags",
+        json={"dag_id": "d", "tasks": [{"task_id": "t", "function": "f"}]},
+        headers=admin,
+    )
+    run_id = client.post("/api/v1/dags/d/runs", headers=admin).get_json()["run_id"]
+    assert wait_for_run(run_id).state == "success"
+    detail = client.get(f"/api/v1/runs/{run_id}/tasks/t", headers=admin).get_json()
+    assert [t["state"] for t in detail["tries"]] == ["handed_back", "success"]
+    assert (detail["try_number"], detail["max_tries"]) == (2, 2)  # no retry spent
