@@ -9,6 +9,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse, urlunparse
 
 import peewee
 import pytest
@@ -37,12 +38,28 @@ def unavailable(what: str, exc: Exception):
 
 
 def require_postgres(url: str = POSTGRES_URL) -> None:
+    """Postgres answers at ``url``; its database is created if the server lacks it."""
     try:
+        _create_database_if_missing(url)
         database = db.open_database(url)
         database.connect()
         database.close()
     except peewee.OperationalError as exc:
         unavailable("PostgreSQL", exc)
+
+
+def _create_database_if_missing(url: str) -> None:
+    name = urlparse(url).path.lstrip("/")
+    server = db.open_database(urlunparse(urlparse(url)._replace(path="/postgres")))
+    try:
+        with server.connection_context():
+            exists = server.execute_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if exists.fetchone() is None:
+                server.execute_sql(f'CREATE DATABASE "{name}"')
+    except peewee.ProgrammingError:
+        pass  # created meanwhile by another test process
+    finally:
+        server.close_all()
 
 
 def require_redis(url: str = REDIS_URL) -> None:
