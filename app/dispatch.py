@@ -21,6 +21,7 @@ RUN_FAILS_ON = FAILED_STATES | {TaskState.CANCELLED}  # cancelled: a cleared run
 
 log = logging.getLogger(__name__)
 RUN_START_LOCK = 3  # the first key of the advisory lock (app/slots.py uses 1 and 2)
+LONG_IN_LIST = 32
 
 
 def start_run(run_id: int, timeout_s: float | None = None) -> bool:
@@ -72,29 +73,36 @@ def _current_spec(dag: Dag) -> dict:
 def task_finished(run_id: int, downstream: list[str], branch=None) -> None:
     """After a task's try reached a final state: decide its successors, then the run. With
     ``branch``, the direct successors it did not choose are skipped."""
+    queued = 0
     with db.atomic():
         if branch is not None:
             for ti in _waiting(run_id, [t for t in downstream if t not in branch]):
                 if states.mark_not_run(ti, TaskState.SKIPPED):
-                    evaluate(run_id, ti.downstream)
-        evaluate(run_id, downstream)
-    maybe_finish_run(run_id)
+                    queued += evaluate(run_id, ti.downstream)
+        queued += evaluate(run_id, downstream)
+    if not queued:  # a task just queued is unfinished: the run cannot be over
+        maybe_finish_run(run_id)
 
 
-def evaluate(run_id: int, task_ids: list[str]) -> None:
+def evaluate(run_id: int, task_ids: list[str]) -> int:
     """Queue, skip or fail each of ``task_ids`` still waiting (state none) whose trigger rule
-    can now be decided; a task decided as not to run has its own successors evaluated."""
-    pending = list(task_ids)
+    can now be decided; a task decided as not to run has its own successors evaluated.
+    Returns how many tasks it queued."""
+    pending, queued = list(task_ids), 0
     while pending:
         candidates = _waiting(run_id, pending)
+        upstream_states = _states(run_id, {u for ti in candidates for u in ti.upstream})
         pending = []
         for ti in candidates:
-            decision = trigger_rules.evaluate(ti.trigger_rule, _upstream_states(run_id, ti))
+            decision = trigger_rules.evaluate(
+                ti.trigger_rule, [upstream_states[u] for u in ti.upstream]
+            )
             if decision == "ready":
-                states.queue_task(ti)
+                queued += states.queue_task(ti)
             elif decision in (TaskState.UPSTREAM_FAILED, TaskState.SKIPPED):
                 if states.mark_not_run(ti, TaskState(decision)):
                     pending.extend(ti.downstream)
+    return queued
 
 
 def _waiting(run_id: int, task_ids: list[str]):
@@ -109,11 +117,16 @@ def _waiting(run_id: int, task_ids: list[str]):
     )
 
 
-def _upstream_states(run_id: int, ti: TaskInstance) -> list[str]:
-    rows = TaskInstance.select(TaskInstance.state).where(
-        (TaskInstance.run == run_id) & TaskInstance.task_id.in_(ti.upstream)
-    )
-    return [row.state for row in rows]
+def _states(run_id: int, task_ids: set[str]) -> dict[str, str]:
+    """The state of each of the run's ``task_ids``, in one query. Past a few dozen ids, the
+    whole run's states: building a long ``IN (...)`` costs more than the rows (a join of a
+    1,000-task fan-out is evaluated by each of its 1,000 upstream tasks)."""
+    if not task_ids:
+        return {}
+    where = TaskInstance.run == run_id
+    if len(task_ids) <= LONG_IN_LIST:
+        where &= TaskInstance.task_id.in_(sorted(task_ids))
+    return dict(TaskInstance.select(TaskInstance.task_id, TaskInstance.state).where(where).tuples())
 
 
 def maybe_finish_run(run_id: int) -> None:

@@ -2,13 +2,16 @@
 wall-clock timeout, its output streamed back as it is written.
 
 The fork server is a clean single-threaded process that has already imported
-``app.sandbox_child``; forking from it (not from a threaded worker) costs a few milliseconds
-and never copies a lock held by another thread.
+``app.sandbox_child``; forking from it (not from a threaded worker) never copies a lock held
+by another thread. A fork still costs a few milliseconds, so a spare child is forked ahead
+of time, in the background, and waits for its job: a try starts by handing it the job.
 """
 
+import atexit
 import codecs
 import io
 import json
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -24,13 +27,16 @@ from multiprocessing.context import ForkServerProcess, set_spawning_popen
 
 from app import sandbox_child
 
-forkserver.set_forkserver_preload(["app.sandbox_child"])
+# The child unpickles a _WarmProcess, so this module is preloaded too: importing it in each
+# child (dataclasses, inspect, ...) cost about 8 ms a try.
+forkserver.set_forkserver_preload(["app.sandbox_child", "app.sandbox"])
 
 # Never in the fork server's environment: a function could read it from /proc/self/environ
 # (or /proc/<fork server>/environ), whatever the child does to os.environ.
 SECRET_VARIABLES = ("DATABASE_URL", "REDIS_URL", "REDIS_TLS_URL", "SECRET_KEY")
 _fork_server_lock = threading.Lock()
 _running: dict = {}  # key -> the Process of a run() under way, for kill(key)
+log = logging.getLogger(__name__)
 
 TICK_S = 0.25  # how often the observer is asked whether to go on (flush logs, heartbeat)
 DRAIN_S = 0.5  # after the outcome, how long to wait for the rest of the output
@@ -93,25 +99,92 @@ def run(job: dict, timeout: float, observer: Observer | None = None, key=None) -
     function does: a crash, a hang, a kill or bad output all come back as a failed Outcome.
     With ``key``, ``kill(key)`` from another thread ends it early."""
     observer = observer or Observer()
-    _start_fork_server()
     job = {**job, "workdir": tempfile.mkdtemp(prefix="brisa-try-")}
-    output_here, output_there = socket.socketpair()
-    outcome_here, outcome_there = multiprocessing.Pipe(duplex=False)
-    process = _WarmProcess(target=sandbox_child.main, args=(job, output_there, outcome_there))
+    child = _take_spare() or _Child.fork()
+    threading.Thread(target=_add_spare, daemon=True).start()
     try:
-        process.start()
-        _running[key] = process
-        output_there.close()
-        outcome_there.close()
-        return _supervise(process, output_here, outcome_here, timeout, observer)
+        _running[key] = child.process
+        child.jobs.send(job)
+        return _supervise(child.process, child.output, child.outcome, timeout, observer)
+    except OSError:  # the child died before taking its job (its fork server was killed)
+        return Outcome(False, error=_death(child.process.exitcode))
     finally:
         _running.pop(key, None)
-        _kill_group(process)
-        for handle in (output_here, outcome_here, output_there, outcome_there):
-            handle.close()
-        if process.pid is not None:
-            process.join(5)
+        child.close()
         shutil.rmtree(job["workdir"], ignore_errors=True)
+
+
+class _Child:
+    """A forked child waiting for its job, with the worker's ends of its three channels."""
+
+    def __init__(self, process, jobs, output, outcome):
+        self.process, self.jobs, self.output, self.outcome = process, jobs, output, outcome
+
+    @classmethod
+    def fork(cls) -> "_Child":
+        _start_fork_server()
+        output_here, output_there = socket.socketpair()
+        outcome_here, outcome_there = multiprocessing.Pipe(duplex=False)
+        jobs_there, jobs_here = multiprocessing.Pipe(duplex=False)
+        process = _WarmProcess(
+            target=sandbox_child.main, args=(jobs_there, output_there, outcome_there)
+        )
+        try:
+            process.start()
+        except BaseException:
+            for handle in (output_here, outcome_here, jobs_here):
+                handle.close()
+            raise
+        finally:
+            for handle in (output_there, outcome_there, jobs_there):
+                handle.close()
+        return cls(process, jobs_here, output_here, outcome_here)
+
+    def close(self) -> None:
+        _kill_group(self.process)
+        for handle in (self.jobs, self.output, self.outcome):
+            handle.close()
+        self.process.join(5)
+
+
+_spares: list[_Child] = []
+_spares_lock = threading.Lock()
+SPARES = 1  # children kept forked ahead; a try that finds none forks its own
+
+
+def _take_spare() -> _Child | None:
+    with _spares_lock:
+        while _spares:
+            child = _spares.pop()
+            if child.process.is_alive():
+                return child
+            child.close()
+    return None
+
+
+@atexit.register
+def _close_spares() -> None:
+    """Let the spares go before multiprocessing, at exit, waits for its children: a spare
+    would wait for a job forever."""
+    with _spares_lock:
+        while _spares:
+            _spares.pop().close()
+
+
+def _add_spare() -> None:
+    with _spares_lock:
+        if len(_spares) >= SPARES:
+            return
+    try:
+        child = _Child.fork()
+    except Exception:  # noqa: BLE001 - no spare: the next try forks its own
+        log.warning("could not fork a spare sandbox child", exc_info=True)
+        return
+    with _spares_lock:
+        if len(_spares) < SPARES:
+            _spares.append(child)
+            return
+    child.close()
 
 
 def kill(key) -> bool:

@@ -25,14 +25,19 @@ SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def main(job: dict, output, outcome) -> None:
-    """Run the job in ``job["workdir"]`` (made, and removed after, by the worker)."""
+def main(jobs, output, outcome) -> None:
+    """Wait for the job (forked ahead of time, the child gets it when a try starts), then
+    run it in ``job["workdir"]`` (made, and removed after, by the worker)."""
     os.setsid()  # its own process group: the worker kills the whole group at the end
     _die_with_parent()
     _redirect_output(output)
     try:
+        job = jobs.recv()
+        jobs.close()
         _confine(job, job["workdir"])
         outcome.send(_run(job))
+    except EOFError:  # never given a job: a spare the worker let go
+        pass
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -10,6 +10,8 @@ The clock's lost-message rule is the safety net for a wake-up that never comes.
 import zlib
 from dataclasses import dataclass
 
+from peewee import Value, fn
+
 from app import states
 from app.db import db, is_postgres
 from app.models import DagRun, Pool, TaskInstance
@@ -46,16 +48,17 @@ def gate_of(ti_id: int) -> Gate | None:
 CLAIMED, PARKED, DROPPED = "claimed", "parked", "dropped"
 
 
-def claim(gate: Gate | None, ti_id: int, try_number: int, worker: str) -> str:
+def claim(gate: Gate | None, ti_id: int, try_number: int, worker: str, now=None) -> str:
     """Claim the try if a slot is free (CLAIMED), else park it (PARKED); DROPPED: the message
     was a duplicate or stale. Only CLAIMED runs the try."""
     if gate is None or not gate.limited:
-        return CLAIMED if states.claim(ti_id, try_number, worker) else DROPPED
+        return CLAIMED if states.claim(ti_id, try_number, worker, now) else DROPPED
     with db.atomic():
         _lock(gate)
-        if _free_dag_slots(gate) <= 0 or _free_pool_slots(gate) <= 0:
-            return PARKED if states.park(ti_id, try_number) else DROPPED
-        return CLAIMED if states.claim(ti_id, try_number, worker) else DROPPED
+        # The slot check rides in the claim's UPDATE: one statement, taken under the lock.
+        if states.claim(ti_id, try_number, worker, now, also=_slot_free(gate)):
+            return CLAIMED
+        return PARKED if states.park(ti_id, try_number) else DROPPED
 
 
 def wake(gate: Gate | None) -> int:
@@ -90,6 +93,25 @@ def _lock(gate: Gate) -> None:
     if gate.pool:
         key = zlib.crc32(gate.pool.encode()) - 2**31  # into a signed 32-bit int
         db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (POOL_LOCK, key))
+
+
+def _slot_free(gate: Gate):
+    """A condition true while the DAG and the pool each have a slot free."""
+    free = Value(True)
+    if gate.dag_limit:
+        free &= _running_query("dag_pk", gate.dag_pk) < gate.dag_limit
+    if gate.pool:
+        slots = Pool.select(Pool.slots).where(Pool.name == gate.pool)
+        free &= _running_query("pool", gate.pool) < fn.COALESCE(slots, 2**31 - 1)
+    return free
+
+
+def _running_query(column: str, value):
+    """How many tries run whose ``column`` is ``value`` (a subquery of the claim's UPDATE)."""
+    running = TaskInstance.alias()
+    return running.select(fn.COUNT(running.id)).where(
+        (getattr(running, column) == value) & (running.state == str(TaskState.RUNNING))
+    )
 
 
 def _running(where) -> int:

@@ -156,12 +156,16 @@ def unpark(ti_id: int, try_number: int) -> bool:
     return True
 
 
-def claim(ti_id: int, try_number: int, worker: str) -> bool:
-    """queued -> running for exactly this try; False means drop the message."""
-    now = utcnow()
+def claim(ti_id: int, try_number: int, worker: str, now: datetime | None = None, also=None) -> bool:
+    """queued -> running for exactly this try (started at ``now``), if ``also`` holds (a
+    condition: app/slots.py's free slot); False: drop the message."""
+    now = now or utcnow()
     fields = dict(started_at=now, heartbeat_at=now, worker=worker, result=None, error=None)
     fields["parked"] = False
-    return _move_tasks(_this_try(ti_id, try_number), [T.QUEUED], T.RUNNING, **fields) == 1
+    where = _this_try(ti_id, try_number)
+    if also is not None:
+        where &= also
+    return _move_tasks(where, [T.QUEUED], T.RUNNING, **fields) == 1
 
 
 def heartbeat(ti_id: int, try_number: int) -> bool:

@@ -51,6 +51,22 @@ def test_max_active_tasks_bounds_a_dag_across_its_runs(client, admin, consumer):
     assert overlaps(run_ids) == 0
 
 
+def test_max_active_tasks_counts_only_its_own_dags_tasks(client, admin, consumer):
+    deploy_source(client, admin, "nap", NAP)
+    deploy_source(client, admin, "long_nap", NAP.replace("0.3", "1.5"))
+    put_dag(client, admin, "other", [{"task_id": "long", "function": "long_nap"}])
+    put_dag(client, admin, "narrow", naps(1), max_active_tasks=1)
+    other = trigger(client, admin, "other")
+    with db.connection_context():
+        while TaskInstance.get(TaskInstance.run == other).state != "running":
+            time.sleep(0.02)
+    narrow = trigger(client, admin, "narrow")
+    assert [wait_for_run(r).state for r in (other, narrow)] == ["success", "success"]
+    with db.connection_context():
+        long, nap = (TaskInstance.get(TaskInstance.run == r) for r in (other, narrow))
+    assert nap.finished_at < long.finished_at  # not held back by the other DAG's running task
+
+
 def test_a_pool_bounds_tasks_across_dags(client, admin, consumer):
     deploy_source(client, admin, "nap", NAP)
     assert client.put("/api/v1/pools/db", json={"slots": 1}, headers=admin).status_code == 201
