@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench docs clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,7 @@ clean:
 
 bench: install
 	$(BIN)/python -m tests.bench
+
+# docs/api.md is generated from the OpenAPI document (tests/unit/test_api_docs.py keeps it current).
+docs: install
+	$(BIN)/python infra/gen_api_docs.py

@@ -1,147 +1,453 @@
-"""``python -m app``: migrate, token create, deploy, trigger, dev."""
+"""``python -m app``: Brisa's command line.
+
+The operator commands (migrate, token, prune, dev) work on the database this process is
+configured with. The others talk to a Brisa over HTTP, at ``BRISA_URL`` with the token in
+``BRISA_TOKEN``, so they work the same against a laptop and a production deployment.
+Exit codes: 0 ok, 1 failed (an API error, a run that failed), 2 a usage error.
+"""
 
 import argparse
+import hashlib
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
-from app import auth, dags, db, functions, migrations, retention, runs
-from app.config import current
+from app import auth, authoring, dagspec, db, migrations, retention
+from app.client import ApiError, Client, default_url
 from app.errors import BrisaError
 from app.timeutil import utcnow
+
+RUN_FINISHED = frozenset({"success", "failed", "cancelled"})
+TASK_FINISHED = frozenset({"success", "failed", "upstream_failed", "skipped", "cancelled"})
+TASK_OK = frozenset({"success", "skipped"})
+POLL_S = 0.3
+COLOURS = {"success": "32", "failed": "31", "upstream_failed": "31", "cancelled": "35"}
+COLOURS.update(running="33", up_for_retry="33", queued="36", none="2", skipped="2")
+COLOURS.update({"new": "32", "changed": "33", "unchanged": "2", "yes": "33"})
+MARKS = {"new": "+", "changed": "~", "unchanged": "="}
+
+
+class CommandFailed(Exception):
+    def __init__(self, message: str, details=None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "dev":
-        from app import devserver
-
-        return devserver.main()
-    db.ensure_bound()
     try:
-        with db.db.connection_context():
-            return args.handler(args)
-    except BrisaError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        for detail in exc.details or []:
-            if isinstance(detail, dict):
-                print(f"  {detail.get('field')}: {detail.get('message')}", file=sys.stderr)
+        return args.handler(args)
+    except (ApiError, BrisaError, CommandFailed) as exc:
+        _print_error(exc.message, exc.details)
         return 1
+    except authoring.AuthoringError as exc:
+        _print_error(str(exc), None)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `... | head`: stop quietly, and quiet the exit's own flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app", description="Brisa")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    commands.add_parser("migrate", help="create or upgrade the schema").set_defaults(
-        handler=cmd_migrate
-    )
-
-    token = commands.add_parser("token", help="API tokens")
-    token_commands = token.add_subparsers(dest="token_command", required=True)
-    create = token_commands.add_parser("create", help="print a new token (stored hashed)")
-    create.add_argument("--role", choices=auth.ROLES, default="viewer")
-    create.add_argument("--name", default="")
-    create.add_argument("--expires-in-days", type=float)
-    create.set_defaults(handler=cmd_token_create)
-    token_commands.add_parser("list", help="tokens: id, name, role, dates").set_defaults(
-        handler=cmd_token_list
-    )
-    revoke = token_commands.add_parser("revoke", help="revoke a token by its id")
-    revoke.add_argument("token_id", type=int)
-    revoke.set_defaults(
-        handler=lambda args: _print_json({"revoked": auth.revoke(args.token_id).id})
-    )
-
-    deploy = commands.add_parser(
-        "deploy", help="deploy a function (.py), a DAG (.json) or a folder"
-    )
-    deploy.add_argument("path", type=Path)
-    deploy.set_defaults(handler=cmd_deploy)
-
-    trigger = commands.add_parser("trigger", help="trigger a DAG run")
-    trigger.add_argument("dag_id")
-    trigger.add_argument("--conf", type=json.loads, help="the run's conf as JSON")
-    trigger.set_defaults(handler=cmd_trigger)
-
-    for name, paused in (("pause", True), ("unpause", False)):
-        command = commands.add_parser(name, help=f"{name} a DAG's schedule")
-        command.add_argument("dag_id")
-        command.set_defaults(handler=lambda args, p=paused: cmd_pause(args, p))
-
-    backfill = commands.add_parser("backfill", help="runs for every due time in [start, end]")
-    backfill.add_argument("dag_id")
-    backfill.add_argument("--start", required=True, help="ISO-8601 date-time")
-    backfill.add_argument("--end", required=True, help="ISO-8601 date-time")
-    backfill.set_defaults(handler=cmd_backfill)
-
-    cancel = commands.add_parser("cancel", help="cancel a run")
-    cancel.add_argument("run_id", type=int)
-    cancel.set_defaults(handler=lambda args: _print_run(runs.cancel(args.run_id)))
-
-    rerun = commands.add_parser("rerun", help="rerun the failed tasks of a run")
-    rerun.add_argument("run_id", type=int)
-    rerun.set_defaults(
-        handler=lambda args: _print_json({"cleared": runs.rerun_failed(args.run_id)})
-    )
-
-    clear = commands.add_parser("clear", help="rerun a finished task instance")
-    clear.add_argument("run_id", type=int)
-    clear.add_argument("task_id")
-    clear.add_argument("--downstream", action="store_true", help="and everything after it")
-    clear.set_defaults(
-        handler=lambda args: _print_json(
-            {"cleared": runs.clear(args.run_id, args.task_id, args.downstream)}
-        )
-    )
-
-    mark = commands.add_parser("mark", help="mark a task instance success or failed")
-    mark.add_argument("run_id", type=int)
-    mark.add_argument("task_id")
-    mark.add_argument("state", choices=("success", "failed"))
-    mark.set_defaults(
-        handler=lambda args: _print_json(
-            {
-                "task_id": args.task_id,
-                "state": runs.mark(args.run_id, args.task_id, args.state).state,
-            }
-        )
-    )
-
-    prune = commands.add_parser("prune", help="delete finished runs older than an age")
-    prune.add_argument(
-        "--older-than", required=True, type=retention.parse_age, help="30d, 12h, 90m"
-    )
-    prune.add_argument("--batch", type=int, default=500, help="runs deleted per transaction")
-    prune.set_defaults(
-        handler=lambda args: _print_json(
-            {"deleted": retention.prune(args.older_than, utcnow(), args.batch)}
-        )
-    )
-
-    commands.add_parser("dev", help="run web, worker and clock together (make run)")
-    return parser
+def _print_error(message: str, details) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict):
+            print(f"  {detail.get('field') or '(body)'}: {detail.get('message')}", file=sys.stderr)
 
 
-def _print_json(data) -> int:
-    print(json.dumps(data))
+# Output --------------------------------------------------------------------------------
+
+
+class Terminal:
+    """Prints to stdout: aligned tables, states in colour when stdout is a terminal and
+    NO_COLOR is unset; progress goes to stderr, so ``--json`` output stays clean."""
+
+    def __init__(self, as_json: bool = False):
+        self.as_json = as_json
+        self.colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        self.live = sys.stderr.isatty()
+        self._progress = ""
+
+    def paint(self, text: str, key: str) -> str:
+        code = COLOURS.get(key)
+        return f"\x1b[{code}m{text}\x1b[0m" if self.colour and code else text
+
+    def line(self, text: str = "") -> None:
+        print(text, flush=True)
+
+    def emit(self, data, render) -> int:
+        """``--json``: the API's answer as is; otherwise ``render(data)``."""
+        if self.as_json:
+            self.line(json.dumps(data, indent=2))
+        else:
+            render(data)
+        return 0
+
+    def table(self, headers: list[str], rows: list[list]) -> None:
+        """Columns aligned; a STATE column painted by its value."""
+        cells = [[_cell(value) for value in row] for row in rows]
+        widths = [max(len(text) for text in column) for column in zip(headers, *cells, strict=True)]
+        self.line("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+        for row in cells:
+            padded = [
+                self.paint(text.ljust(w), text) if header in ("STATE", "PAUSED") else text.ljust(w)
+                for header, text, w in zip(headers, row, widths, strict=True)
+            ]
+            self.line("  ".join(padded).rstrip())
+
+    def progress(self, text: str) -> None:
+        """One line rewritten in place on a terminal; elsewhere a line per change."""
+        if text == self._progress:
+            return
+        self._progress = text
+        sys.stderr.write(f"\r\x1b[2K{text}" if self.live else f"{text}\n")
+        sys.stderr.flush()
+
+    def end_progress(self) -> None:
+        if self.live and self._progress:
+            sys.stderr.write("\n")
+        self._progress = ""
+
+
+def _cell(value) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _when(iso: str | None) -> str | None:
+    """2026-03-01T03:00:00.000Z -> 2026-03-01 03:00:00 (UTC)."""
+    return iso[:19].replace("T", " ") if iso else None
+
+
+def _seconds(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.1f}s"
+
+
+# Deploy --------------------------------------------------------------------------------
+
+
+def cmd_deploy(args, client: Client, term: Terminal) -> int:
+    """Diff the path's functions and DAGs against the server, then apply what changed."""
+    bundle = authoring.collect(args.path)
+    remote_functions = {f["name"]: f for f in client.get("/functions")["functions"]}
+    remote_dags = {d["dag_id"]: d for d in client.get("/dags")["dags"]}
+    plan = _function_plan(bundle, remote_functions)
+    plan += _dag_plan(bundle, set(bundle.functions) | set(remote_functions), remote_dags)
+    pending = [step for step in plan if step["status"] != "unchanged"]
+    if not term.as_json:
+        _print_plan(plan, term, args.dry_run)
+    if not args.dry_run:
+        for step in pending:
+            step["deployed_version"] = _apply(step, bundle, client, term)
+    return term.emit({"plan": plan, "dry_run": args.dry_run}, lambda _data: None)
+
+
+def _function_plan(bundle: authoring.Bundle, remote: dict) -> list[dict]:
+    steps = []
+    for name, payload in sorted(bundle.functions.items()):
+        differs = _function_differences(payload, remote.get(name))
+        steps.append(_step("function", name, differs, remote.get(name, {}).get("version")))
+    return steps
+
+
+def _function_differences(payload: dict, remote: dict | None) -> list[str] | None:
+    """The fields a deploy would change (None: the function is new). The server keeps env
+    values secret, so only the fields a file sets are compared."""
+    if remote is None:
+        return None
+    mine = {
+        "source": hashlib.sha256(payload["source"].encode()).hexdigest(),
+        "handler": payload.get("handler", "handler"),
+        "runtime": payload.get("runtime", "python"),
+    }
+    theirs = {"source": remote["source_sha256"], "handler": remote["handler"]}
+    theirs["runtime"] = remote["runtime"]
+    for key in ("timeout", "memory_mb", "secrets"):
+        if key in payload:
+            mine[key], theirs[key] = payload[key], remote[key]
+    return [key for key in mine if mine[key] != theirs[key]]
+
+
+def _dag_plan(bundle: authoring.Bundle, function_names: set, remote: dict) -> list[dict]:
+    """Each DAG validated here first, with the functions that will exist: a bad spec stops
+    the deploy before anything is applied."""
+    steps, problems = [], []
+    for dag_id, spec in sorted(bundle.dags.items()):
+        errors = dagspec.validate_dag_spec(spec, function_names)
+        if errors:
+            origin = bundle.origins[f"dag {dag_id}"]
+            problems += [{**e, "field": f"{origin}: {e['field']}"} for e in errors]
+            continue
+        normal = json.loads(json.dumps(dagspec.parse_dag_spec(spec, function_names).to_dict()))
+        current = remote.get(dag_id)
+        differs = None if current is None else _dict_differences(normal, current["spec"])
+        steps.append(_step("dag", dag_id, differs, current and current["version"]))
+    if problems:
+        raise CommandFailed(f"{len(problems)} problem(s) in the DAG specs", problems)
+    return steps
+
+
+def _dict_differences(mine: dict, theirs: dict) -> list[str]:
+    return sorted(key for key in mine.keys() | theirs.keys() if mine.get(key) != theirs.get(key))
+
+
+def _step(kind: str, name: str, differs: list | None, version: int | None) -> dict:
+    return {
+        "kind": kind,
+        "name": name,
+        "status": "new" if differs is None else "changed" if differs else "unchanged",
+        "fields": differs or [],
+        "version": version,  # the current version on the server
+    }
+
+
+def _print_plan(plan: list[dict], term: Terminal, dry_run: bool) -> None:
+    width = max((len(step["name"]) for step in plan), default=0)
+    for kind, title in (("function", "functions"), ("dag", "DAGs")):
+        steps = [step for step in plan if step["kind"] == kind]
+        if steps:
+            term.line(title)
+        for step in steps:
+            status = step["status"]
+            why = f" ({', '.join(step['fields'])})" if step["fields"] else ""
+            mark = term.paint(MARKS[status], status)
+            term.line(f"  {mark} {step['name'].ljust(width)}  {term.paint(status, status)}{why}")
+    pending = sum(step["status"] != "unchanged" for step in plan)
+    tail = " (dry run: nothing deployed)" if dry_run and pending else ""
+    term.line(f"{pending} to deploy, {len(plan) - pending} unchanged{tail}")
+
+
+def _apply(step: dict, bundle: authoring.Bundle, client: Client, term: Terminal) -> int:
+    what = f"{step['kind']} {step['name']}"
+    try:
+        if step["kind"] == "function":
+            status, body = client.send("POST", "/functions", bundle.functions[step["name"]])
+        else:
+            status, body = client.send("PUT", f"/dags/{step['name']}", bundle.dags[step["name"]])
+    except ApiError as exc:
+        message = f"deploying {what} ({bundle.origins[what]}) failed: {exc.message}"
+        raise ApiError(message, exc.status, exc.details) from None
+    unchanged = "" if status == 201 else " (unchanged)"
+    if not term.as_json:
+        term.line(f"deployed {what} v{body['version']}{unchanged}")
+    return body["version"]
+
+
+# DAGs ----------------------------------------------------------------------------------
+
+
+def cmd_dags_list(args, client: Client, term: Terminal) -> int:
+    def render(data):
+        rows = [
+            [
+                dag["dag_id"],
+                dag["paused"],
+                dag["spec"]["schedule"],
+                dag["version"],
+                dag["last_run"] and dag["last_run"]["run_id"],
+                dag["last_run"] and dag["last_run"]["state"],
+                _when(dag["next_run_at"]),
+            ]
+            for dag in data["dags"]
+        ]
+        headers = ["DAG", "PAUSED", "SCHEDULE", "VERSION", "LAST RUN", "STATE", "NEXT RUN"]
+        term.table(headers, rows)
+
+    return term.emit(client.get("/dags"), render)
+
+
+def cmd_pause(args, client: Client, term: Terminal, paused: bool) -> int:
+    data = client.patch(f"/dags/{args.dag_id}", {"paused": paused})
+    state = "paused" if data["paused"] else "unpaused"
+    return term.emit(data, lambda d: term.line(f"{d['dag_id']}: {state}"))
+
+
+def cmd_trigger(args, client: Client, term: Terminal) -> int:
+    body = {"conf": args.conf, "logical_date": args.logical_date}
+    body = {key: value for key, value in body.items() if value is not None}
+    run = client.post(f"/dags/{args.dag_id}/runs", body)
+    if not args.wait:
+        message = f"run {run['run_id']} of {run['dag_id']}: {run['state']} ({run['url']})"
+        return term.emit(run, lambda r: term.line(message))
+    return _finish(wait_for_run(client, term, run["run_id"], args.timeout), term)
+
+
+def cmd_backfill(args, client: Client, term: Terminal) -> int:
+    data = client.post(f"/dags/{args.dag_id}/backfill", {"start": args.start, "end": args.end})
+    ids = " ".join(str(run["run_id"]) for run in data["runs"])
+    return term.emit(data, lambda d: term.line(f"created {d['created']} run(s) {ids}".rstrip()))
+
+
+# Runs ----------------------------------------------------------------------------------
+
+
+def cmd_runs_list(args, client: Client, term: Terminal) -> int:
+    data = client.get(f"/dags/{args.dag_id}/runs", state=args.state, limit=args.limit)
+
+    def render(data):
+        rows = [
+            [r["run_id"], r["state"], r["run_type"], _when(r["logical_date"])]
+            + [_when(r["started_at"]), _when(r["finished_at"])]
+            for r in data["runs"]
+        ]
+        term.table(["RUN", "STATE", "TYPE", "LOGICAL DATE", "STARTED", "FINISHED"], rows)
+
+    return term.emit(data, render)
+
+
+def cmd_runs_show(args, client: Client, term: Terminal) -> int:
+    if args.wait:
+        return _finish(wait_for_run(client, term, args.run_id, args.timeout), term)
+    return term.emit(client.get(f"/runs/{args.run_id}"), lambda run: _render_run(run, term))
+
+
+def _render_run(run: dict, term: Terminal) -> None:
+    what = run["dag_id"] or f"function {run['function']}"
+    version = f" v{run['dag_version']}" if run["dag_version"] else ""
+    state = term.paint(run["state"], run["state"])
+    term.line(f"run {run['run_id']}  {what}{version}  {run['run_type']}  {state}")
+    conf = "-" if run["conf"] is None else json.dumps(run["conf"])
+    term.line(f"logical date {_when(run['logical_date'])}  conf {conf}")
+    rows = [
+        [t["task_id"], t["state"], f"{t['try_number']}/{t['max_tries']}"]
+        + [f"{t['function']} v{t['function_version']}", _seconds(t["duration"]), t["error"]]
+        for t in run["tasks"]
+    ]
+    term.table(["TASK", "STATE", "TRY", "FUNCTION", "DURATION", "ERROR"], rows)
+
+
+def wait_for_run(client: Client, term: Terminal, run_id: int, timeout: float) -> dict:
+    """Poll the run until it finishes, showing its task states as they change."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = client.get(f"/runs/{run_id}")
+        counts: dict[str, int] = {}
+        for task in run["tasks"]:
+            counts[task["state"]] = counts.get(task["state"], 0) + 1
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        term.progress(f"run {run_id} {run['state']}: {summary}")
+        if run["state"] in RUN_FINISHED:
+            term.end_progress()
+            return run
+        if time.monotonic() > deadline:
+            term.end_progress()
+            raise CommandFailed(f"run {run_id} is still {run['state']}; stopped waiting")
+        time.sleep(POLL_S)
+
+
+def _finish(run: dict, term: Terminal) -> int:
+    """Show a finished run; exit 1 unless it succeeded."""
+    term.emit(run, lambda r: _render_run(r, term))
+    return 0 if run["state"] == "success" else 1
+
+
+def cmd_logs(args, client: Client, term: Terminal) -> int:
+    """Print a try's log; with --follow, keep printing new lines until the task finishes
+    (following its next try when it is retried), and exit 1 if it did not succeed."""
+    path = f"/runs/{args.run_id}/tasks/{args.task_id}"
+    try_number, offset = args.try_number, 0
+    while True:
+        page = client.get(f"{path}/logs", **{"try": try_number, "offset": offset})
+        try_number, offset = page["try_number"], page["next_offset"]
+        sys.stdout.write(page["text"])
+        sys.stdout.flush()
+        if not args.follow:
+            return 0
+        finished = page["state"] in TASK_FINISHED  # read before the log: the log is complete
+        if args.try_number is None and (finished or not page["text"]):
+            latest = client.get(path)["try_number"]  # a retry or a clear starts a new try
+            if latest > try_number:
+                try_number, offset = latest, 0
+                term.line(term.paint(f"--- try {latest} ---", "none"))
+                continue
+        if finished:
+            return 0 if page["state"] in TASK_OK else 1
+        time.sleep(POLL_S)
+
+
+def cmd_cancel(args, client: Client, term: Terminal) -> int:
+    run = client.post(f"/runs/{args.run_id}/cancel")
+    return term.emit(run, lambda r: term.line(f"run {r['run_id']}: {r['state']}"))
+
+
+def cmd_rerun(args, client: Client, term: Terminal) -> int:
+    data = client.post(f"/runs/{args.run_id}/rerun")
+    return term.emit(data, lambda d: _print_cleared(d, term))
+
+
+def cmd_clear(args, client: Client, term: Terminal) -> int:
+    downstream = "true" if args.downstream else None
+    data = client.post(f"/runs/{args.run_id}/tasks/{args.task_id}/clear", downstream=downstream)
+    return term.emit(data, lambda d: _print_cleared(d, term))
+
+
+def _print_cleared(data: dict, term: Terminal) -> None:
+    cleared = ", ".join(data["cleared"]) or "nothing"
+    term.line(f"run {data['run']['run_id']}: cleared {cleared}")
+
+
+def cmd_mark(args, client: Client, term: Terminal) -> int:
+    path = f"/runs/{args.run_id}/tasks/{args.task_id}/mark"
+    data = client.post(path, {"state": args.state})
+    message = f"run {args.run_id}: {data['task_id']} marked {data['state']}"
+    return term.emit(data, lambda d: term.line(message))
+
+
+# Functions -----------------------------------------------------------------------------
+
+
+def cmd_functions_list(args, client: Client, term: Terminal) -> int:
+    def render(data):
+        rows = [
+            [f["name"], f["version"], f["runtime"], f["handler"], _when(f["created_at"])]
+            for f in data["functions"]
+        ]
+        term.table(["FUNCTION", "VERSION", "RUNTIME", "HANDLER", "DEPLOYED"], rows)
+
+    return term.emit(client.get("/functions"), render)
+
+
+def cmd_invoke(args, client: Client, term: Terminal) -> int:
+    """Run a function now; wait up to --wait seconds for its result (exit 1 if it failed)."""
+    server_wait = min(args.wait, 60)  # the API waits at most 60 s; the rest is polled
+    run = client.post(f"/functions/{args.name}/invoke", args.data, wait=server_wait or None)
+    if run["state"] not in RUN_FINISHED:
+        if not args.wait:
+            message = f"run {run['run_id']} of {args.name}: {run['state']} ({run['url']})"
+            return term.emit(run, lambda r: term.line(message))
+        run = wait_for_run(client, term, run["run_id"], args.wait - server_wait)
+    task = run["tasks"][0]
+    if term.as_json:
+        term.line(json.dumps(run, indent=2))
+    elif run["state"] == "success":
+        term.line(json.dumps(task["result"]))
+    if run["state"] != "success":
+        raise CommandFailed(f"run {run['run_id']} {run['state']}: {task['error']}")
     return 0
 
 
-def _print_run(run) -> int:
-    return _print_json({"run_id": run.id, "state": run.state, "url": f"/api/v1/runs/{run.id}"})
+# Operator commands: this process's database --------------------------------------------
 
 
-def cmd_pause(args, paused: bool) -> int:
-    dag = dags.set_paused(args.dag_id, {"paused": paused})
-    return _print_json({"dag_id": dag.dag_id, "paused": dag.paused})
+def _local(command):
+    """Run ``command(args)`` bound to the configured database."""
 
+    def run(args) -> int:
+        db.ensure_bound()
+        with db.db.connection_context():
+            return command(args)
 
-def cmd_backfill(args) -> int:
-    start = runs.parse_date(args.start, "start")
-    end = runs.parse_date(args.end, "end")
-    created = runs.backfill(args.dag_id, start, end)
-    return _print_json({"created": len(created), "run_ids": [run.id for run in created]})
+    return run
 
 
 def cmd_migrate(_args) -> int:
@@ -164,41 +470,250 @@ def cmd_token_list(_args) -> int:
     return 0
 
 
-def cmd_deploy(args) -> int:
-    for line in deploy_path(args.path):
-        print(line)
+def cmd_token_revoke(args) -> int:
+    print(json.dumps({"revoked": auth.revoke(args.token_id).id}))
     return 0
 
 
-def cmd_trigger(args) -> int:
-    run, _ = runs.trigger(args.dag_id, args.conf)
-    return _print_run(run)
+def cmd_prune(args) -> int:
+    print(json.dumps({"deleted": retention.prune(args.older_than, utcnow(), args.batch)}))
+    return 0
 
 
-def deploy_path(path: Path) -> list[str]:
-    """Deploy a function file, a DAG spec file, or a folder of them (functions first, since
-    DAGs name them); returns one line per file."""
-    if not path.exists():
-        raise BrisaError(f"no such file or folder: {path}")
-    files = sorted(path.iterdir()) if path.is_dir() else [path]
-    lines = [_deploy_function(f) for f in files if f.suffix == ".py" and not f.name.startswith("_")]
-    lines += [_deploy_dag(f) for f in files if f.suffix == ".json"]
-    return lines
+def cmd_dev(_args) -> int:
+    from app import devserver
+
+    return devserver.main()
 
 
-def _deploy_function(path: Path) -> str:
-    payload = {"name": path.stem, "source": path.read_text()}
-    version, created = functions.deploy(payload, current())
-    return f"function {path.stem} v{version.version}" + ("" if created else " (unchanged)")
+# The parser ----------------------------------------------------------------------------
 
 
-def _deploy_dag(path: Path) -> str:
+def _remote(command):
+    """Run ``command(args, client, terminal)`` against BRISA_URL with BRISA_TOKEN."""
+
+    def run(args) -> int:
+        client = Client(args.url or default_url(), args.token or os.environ.get("BRISA_TOKEN"))
+        return command(args, client, Terminal(args.json))
+
+    return run
+
+
+def _json_value(text: str):
     try:
-        payload = json.loads(path.read_text())
+        return json.loads(text)
     except ValueError as exc:
-        raise BrisaError(f"{path}: malformed JSON: {exc}") from None
-    dag_id = payload.get("dag_id") if isinstance(payload, dict) else None
-    if not isinstance(dag_id, str):
-        raise BrisaError(f"{path}: a DAG spec needs a dag_id")
-    _dag, version, changed = dags.put(dag_id, payload)
-    return f"dag {dag_id} v{version.version}" + ("" if changed else " (unchanged)")
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+
+
+def arg(*flags, **options) -> tuple:
+    return flags, options
+
+
+DAG_ID = arg("dag_id", help="the DAG's id")
+RUN_ID = arg("run_id", type=int, help="the run's id")
+TASK_ID = arg("task_id", help="the task's id in the run")
+
+DAG_COMMANDS = {
+    "list": (cmd_dags_list, "list DAGs with their last and next run", []),
+    "pause": (
+        lambda a, c, t: cmd_pause(a, c, t, True),
+        "pause a DAG: no more scheduled runs",
+        [DAG_ID],
+    ),
+    "unpause": (lambda a, c, t: cmd_pause(a, c, t, False), "unpause a DAG", [DAG_ID]),
+    "trigger": (
+        cmd_trigger,
+        "start a run of a DAG; with --wait, follow it and exit 1 unless it succeeds",
+        [
+            DAG_ID,
+            arg("--conf", type=_json_value, metavar="JSON", help="the run's conf"),
+            arg("--logical-date", metavar="ISO", help="ISO-8601 date-time (default: now)"),
+            arg("--wait", action="store_true", help="wait for the run, showing its progress"),
+            arg("--timeout", type=float, default=3600, metavar="S", help="default 3600"),
+        ],
+    ),
+    "backfill": (
+        cmd_backfill,
+        "create a run for every due time in [start, end]",
+        [
+            DAG_ID,
+            arg("--start", required=True, metavar="ISO", help="ISO-8601 date-time"),
+            arg("--end", required=True, metavar="ISO", help="ISO-8601 date-time"),
+        ],
+    ),
+}
+RUN_COMMANDS = {
+    "list": (
+        cmd_runs_list,
+        "list a DAG's runs, newest first",
+        [
+            DAG_ID,
+            arg("--state", help="only runs in this state"),
+            arg("--limit", type=int, default=25, help="how many (default 25, at most 100)"),
+        ],
+    ),
+    "show": (
+        cmd_runs_show,
+        "show a run and its task instances; with --wait, once it has finished",
+        [
+            RUN_ID,
+            arg("--wait", action="store_true", help="wait for the run; exit 1 unless it succeeds"),
+            arg("--timeout", type=float, default=3600, metavar="S", help="default 3600"),
+        ],
+    ),
+    "logs": (
+        cmd_logs,
+        "print a task's log; --follow prints new lines until the task finishes",
+        [
+            RUN_ID,
+            TASK_ID,
+            arg("--try", dest="try_number", type=int, metavar="N", help="default: the latest"),
+            arg("-f", "--follow", action="store_true", help="keep printing new lines"),
+        ],
+    ),
+    "cancel": (cmd_cancel, "cancel a run (its running tries are killed)", [RUN_ID]),
+    "rerun": (cmd_rerun, "rerun the failed tasks of a run", [RUN_ID]),
+    "clear": (
+        cmd_clear,
+        "rerun a finished task instance",
+        [RUN_ID, TASK_ID, arg("--downstream", action="store_true", help="and what follows it")],
+    ),
+    "mark": (
+        cmd_mark,
+        "mark a task instance success or failed",
+        [RUN_ID, TASK_ID, arg("state", choices=("success", "failed"), help="the new state")],
+    ),
+}
+FUNCTION_COMMANDS = {
+    "list": (cmd_functions_list, "list functions (latest versions)", []),
+    "invoke": (
+        cmd_invoke,
+        "run a function now and print its result (exit 1 if it fails)",
+        [
+            arg("name", help="the function's name"),
+            arg("--data", type=_json_value, metavar="JSON", help="the event's conf"),
+            arg(
+                "--wait",
+                type=float,
+                default=60,
+                metavar="S",
+                help="seconds to wait for the result (default 60; 0: do not wait)",
+            ),
+        ],
+    ),
+}
+ALIASES = {  # the commands' names before they were grouped
+    "trigger": ("dags", DAG_COMMANDS),
+    "pause": ("dags", DAG_COMMANDS),
+    "unpause": ("dags", DAG_COMMANDS),
+    "backfill": ("dags", DAG_COMMANDS),
+    "cancel": ("runs", RUN_COMMANDS),
+    "rerun": ("runs", RUN_COMMANDS),
+    "clear": ("runs", RUN_COMMANDS),
+    "mark": ("runs", RUN_COMMANDS),
+}
+
+EPILOG = """\
+The commands but migrate, token, prune and dev talk to a Brisa over HTTP:
+  BRISA_URL    its address (default http://127.0.0.1:$PORT, $PORT defaulting to 8000)
+  BRISA_TOKEN  an API token (python -m app token create --role admin)
+Exit codes: 0 ok, 1 failed (an API error, a failed run), 2 a usage error.
+Colour only on a terminal, and never with NO_COLOR set."""
+
+
+def _connection_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("connection and output")
+    group.add_argument("--url", help="Brisa's address (default: $BRISA_URL, else local)")
+    group.add_argument("--token", help="an API token (default: $BRISA_TOKEN)")
+    group.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    return parent
+
+
+def _add(subparsers, name: str, handler, help_text: str, arguments, parents=()):
+    parser = subparsers.add_parser(name, help=help_text, description=help_text, parents=parents)
+    for flags, options in arguments:
+        parser.add_argument(*flags, **options)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_group(subparsers, name: str, help_text: str, commands: dict, remote) -> None:
+    group = subparsers.add_parser(name, help=help_text, description=help_text)
+    members = group.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+    for command, (handler, command_help, arguments) in commands.items():
+        _add(members, command, _remote(handler), command_help, arguments, [remote])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description="Brisa: deploy functions and DAGs, run and watch them.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    remote = _connection_options()
+    _add(
+        commands,
+        "deploy",
+        _remote(cmd_deploy),
+        "deploy functions (.py), DAG specs (.json) and Python DAG files from a file or "
+        "folder: shows what would change, then applies it",
+        [
+            arg("path", type=Path, help="a file, or a folder (read with its subfolders)"),
+            arg("--dry-run", action="store_true", help="only show what would change"),
+        ],
+        [remote],
+    )
+    _add_group(commands, "dags", "list, pause, trigger and backfill DAGs", DAG_COMMANDS, remote)
+    _add_group(commands, "runs", "list, show, follow and steer runs", RUN_COMMANDS, remote)
+    _add_group(commands, "functions", "list and invoke functions", FUNCTION_COMMANDS, remote)
+    _add_operator_commands(commands)
+    for name, (group, members) in ALIASES.items():
+        handler, _help, arguments = members[name]
+        _add(commands, name, _remote(handler), f"same as: {group} {name}", arguments, [remote])
+    return parser
+
+
+def _add_operator_commands(commands) -> None:
+    _add(commands, "migrate", _local(cmd_migrate), "create or upgrade the schema (release)", [])
+    token = commands.add_parser("token", help="create, list and revoke API tokens")
+    token.description = "API tokens, in this process's database (DATABASE_URL)"
+    members = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
+    _add(
+        members,
+        "create",
+        _local(cmd_token_create),
+        "print a new token (only its hash is stored)",
+        [
+            arg("--role", choices=auth.ROLES, default="viewer"),
+            arg("--name", default="", help="what the token is for"),
+            arg("--expires-in-days", type=float, help="default: never expires"),
+        ],
+    )
+    _add(members, "list", _local(cmd_token_list), "tokens: id, role, state, name", [])
+    _add(
+        members,
+        "revoke",
+        _local(cmd_token_revoke),
+        "revoke a token by its id",
+        [arg("token_id", type=int, help="the id token list shows")],
+    )
+    _add(
+        commands,
+        "prune",
+        _local(cmd_prune),
+        "delete finished runs older than an age, with their logs",
+        [
+            arg(
+                "--older-than",
+                required=True,
+                type=retention.parse_age,
+                help="an age: 30d, 12h, 90m",
+            ),
+            arg("--batch", type=int, default=500, help="runs deleted per transaction"),
+        ],
+    )
+    _add(commands, "dev", cmd_dev, "run release, web, worker and clock together (make run)", [])

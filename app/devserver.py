@@ -84,7 +84,7 @@ def main() -> int:
     if subprocess.run(["/bin/sh", "-c", procfile["release"]], cwd=PROJECT_ROOT, env=env).returncode:
         return 1
     if settings.load_examples:
-        _deploy_examples(env)
+        _deploy_examples()
     processes = [start(procfile[name], env, name) for name in PROCESSES]
     _print_banner(settings.port, env["BRISA_ADMIN_TOKEN"], settings.embedded)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -103,16 +103,23 @@ def _interrupt(*_args):
     raise KeyboardInterrupt
 
 
-def _deploy_examples(env: dict) -> None:
-    from app import cli, db
+def _deploy_examples() -> None:
+    """Straight through the core (the web process is not up yet), from the same files the
+    CLI's deploy reads: functions first, then the DAGs that name them."""
+    from app import authoring, dags, db, functions
     from app.models import Function
 
+    bundle = authoring.collect(PROJECT_ROOT / "functions")
     db.ensure_bound()
     with db.db.connection_context():
         if Function.select().exists():
             return
-        for line in cli.deploy_path(PROJECT_ROOT / "functions"):
-            print(f"deployed {line}")
+        for name, payload in bundle.functions.items():
+            version, _ = functions.deploy(payload, current())
+            print(f"deployed function {name} v{version.version}")
+        for dag_id, spec in bundle.dags.items():
+            _dag, version, _ = dags.put(dag_id, spec)
+            print(f"deployed dag {dag_id} v{version.version}")
 
 
 def _print_banner(port: int, token: str, embedded: bool) -> None:

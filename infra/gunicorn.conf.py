@@ -7,7 +7,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("BRISA_WEB_THREADS", "8"))  # ?wait= invocations hold a thread
 timeout = 90  # above the longest ?wait= (60 s)
-graceful_timeout = 25  # below Heroku's and Docker's 30 s / 10 s SIGKILL... see README
+graceful_timeout = 25  # below the 30 s before SIGKILL (Heroku; compose's stop_grace_period)
 keepalive = 5
 accesslog = "-"
 errorlog = "-"

@@ -271,7 +271,8 @@ def function_version_schema(with_source: bool) -> dict:
     properties = {
         "name": string(),
         "version": integer(minimum=1),
-        "sha256": string(),
+        "sha256": string(description="of the whole version: source and settings"),
+        "source_sha256": string(description="SHA-256 of the source alone (UTF-8), in hex"),
         "handler": string(),
         "runtime": string(enum=list(functions.RUNTIMES)),
         "timeout": number(),

@@ -1,5 +1,7 @@
 """Models to JSON-ready dicts for the API (and the UI)."""
 
+import hashlib
+
 from app.models import Dag, DagRun, DagVersion, Function, FunctionVersion, TaskInstance, TaskTry
 from app.timeutil import isoformat
 
@@ -9,6 +11,8 @@ def function_version(version: FunctionVersion, source: bool = False) -> dict:
         "name": version.function.name,
         "version": version.version,
         "sha256": version.sha256,
+        # the source alone: a client tells whether its file differs without fetching it
+        "source_sha256": hashlib.sha256(version.source.encode()).hexdigest(),
         "handler": version.handler,
         "runtime": version.runtime,
         "timeout": version.timeout,

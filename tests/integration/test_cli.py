@@ -1,17 +1,24 @@
-"""``python -m app`` as a user runs it, against each backend."""
+"""``python -m app``: the operator commands on each backend's database, and what every
+command does before it talks to a server (help, usage errors, local file problems). The
+commands that talk HTTP run against a live system in tests/e2e/test_cli.py."""
 
-import json
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import FUNCTIONS_DIR, wait_for_run
+import pytest
+
+from app import cli as brisa_cli
+from tests.system import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(backend, *args, check=True):
+    """``python -m app ARGS`` on the backend's database (tests/integration/test_retention.py
+    uses it too)."""
     env = {**os.environ, **backend.env, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-m", "app", *args], env=env, capture_output=True, text=True, timeout=60
@@ -26,79 +33,89 @@ def test_migrate_is_idempotent(backend):
     assert cli(backend, "migrate").returncode == 0
 
 
-def test_token_create_prints_only_a_working_token(backend, client):
-    token = cli(backend, "token", "create", "--role", "viewer").stdout
+def test_token_create_list_and_revoke(backend, client):
+    token = cli(backend, "token", "create", "--role", "viewer", "--name", "ci").stdout
     assert token.count("\n") == 1 and token.startswith("brisa_")
     headers = {"Authorization": f"Bearer {token.strip()}"}
     assert client.get("/api/v1/dags", headers=headers).status_code == 200
     assert client.post("/api/v1/dags", json={}, headers=headers).status_code == 403
 
-
-def test_deploy_a_folder_then_trigger(backend, consumer):
-    lines = cli(backend, "deploy", str(FUNCTIONS_DIR)).stdout.splitlines()
-    assert "function hello v1" in lines and "dag example_pipeline v1" in lines
-    again = cli(backend, "deploy", str(FUNCTIONS_DIR)).stdout
-    assert "function hello v1 (unchanged)" in again
-    out = cli(backend, "trigger", "example_pipeline", "--conf", '{"name": "cli"}').stdout
-    run = json.loads(out)
-    assert wait_for_run(run["run_id"]).state == "success"
-
-
-def test_deploy_reports_an_invalid_file_and_exits_non_zero(backend, tmp_path):
-    bad = tmp_path / "broken.py"
-    bad.write_text("def handler(event, context)\n")
-    done = cli(backend, "deploy", str(bad), check=False)
-    assert done.returncode == 1
-    assert "SyntaxError" in done.stderr
-
-
-def test_trigger_of_an_unknown_dag_fails_clearly(backend):
-    done = cli(backend, "trigger", "nope", check=False)
-    assert done.returncode == 1
-    assert "no DAG 'nope'" in done.stderr
-
-
-def test_operations_from_the_cli(backend, client, admin, consumer):
-    from tests.conftest import deploy_source
-
-    deploy_source(client, admin, "bad", "def handler(e, c):\n    raise ValueError('no')\n")
-    deploy_source(client, admin, "ok", "def handler(e, c):\n    return 1\n")
-    spec = {
-        "dag_id": "ops",
-        "schedule": "0 * * * *",
-        "start_date": "2026-01-01T00:00:00Z",
-        "tasks": [
-            {"task_id": "a", "function": "bad"},
-            {"task_id": "b", "function": "ok", "upstream": ["a"]},
-        ],
-    }
-    assert client.post("/api/v1/dags", json=spec, headers=admin).status_code == 201
-    assert json.loads(cli(backend, "pause", "ops").stdout) == {"dag_id": "ops", "paused": True}
-    assert json.loads(cli(backend, "unpause", "ops").stdout)["paused"] is False
-
-    out = cli(
-        backend,
-        "backfill",
-        "ops",
-        "--start",
-        "2026-01-01T00:00:00Z",
-        "--end",
-        "2026-01-01T02:00:00Z",
+    listed = cli(backend, "token", "list").stdout.split()
+    assert listed[1:4] == ["viewer", "active", "ci"]
+    assert cli(backend, "token", "revoke", listed[0]).stdout.strip() == (
+        f'{{"revoked": {listed[0]}}}'
     )
-    backfilled = json.loads(out.stdout)
-    assert backfilled["created"] == 3
-    run_id = backfilled["run_ids"][0]
-    assert wait_for_run(run_id).state == "failed"
+    assert client.get("/api/v1/dags", headers=headers).status_code == 401
+    missing = cli(backend, "token", "revoke", "9999", check=False)
+    assert missing.returncode == 1 and "no token 9999" in missing.stderr
 
-    marked = json.loads(cli(backend, "mark", str(run_id), "a", "success").stdout)
-    assert marked == {"task_id": "a", "state": "success"}
-    cleared = json.loads(cli(backend, "clear", str(run_id), "b").stdout)
-    assert cleared == {"cleared": ["b"]}
-    assert wait_for_run(run_id).state == "success"
 
-    other = backfilled["run_ids"][1]
-    assert wait_for_run(other).state == "failed"
-    assert json.loads(cli(backend, "rerun", str(other)).stdout) == {"cleared": ["a", "b"]}
-    wait_for_run(other)
-    done = cli(backend, "cancel", str(other), check=False)
-    assert done.returncode == 1 and "only a queued or running run" in done.stderr
+def subcommands(parser: argparse.ArgumentParser, path=()):
+    """(words, parser) for every command and subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield (*path, name), child
+                yield from subcommands(child, (*path, name))
+
+
+def test_every_command_has_help(capsys):
+    commands = list(subcommands(brisa_cli._parser()))
+    assert len(commands) >= 30
+    for words, parser in commands:
+        assert parser.description, words
+        with pytest.raises(SystemExit) as exited:
+            brisa_cli.main([*words, "--help"])
+        assert exited.value.code == 0
+        assert "usage: python -m app " + " ".join(words) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["nope"],
+        ["dags"],
+        ["dags", "trigger"],
+        ["dags", "trigger", "x", "--conf", "{not json"],
+        ["runs", "show", "not-a-number"],
+        ["runs", "mark", "1", "a", "maybe"],
+        ["prune", "--older-than", "soon"],
+    ],
+)
+def test_a_usage_error_exits_2(args, capsys):
+    with pytest.raises(SystemExit) as exited:
+        brisa_cli.main(args)
+    assert exited.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_an_unreachable_server_is_named(monkeypatch, capsys):
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("BRISA_URL", url)
+    assert brisa_cli.main(["dags", "list"]) == 1
+    assert (
+        capsys.readouterr().err
+        == f"error: cannot reach Brisa at {url}: [Errno 111] Connection refused\n"
+    )
+
+
+def test_the_default_address_is_the_local_port(monkeypatch):
+    from app.client import default_url
+
+    monkeypatch.delenv("BRISA_URL", raising=False)
+    monkeypatch.setenv("PORT", "8123")
+    assert default_url() == "http://127.0.0.1:8123"
+    monkeypatch.delenv("PORT")
+    assert default_url() == "http://127.0.0.1:8000"
+
+
+def test_a_broken_dag_file_fails_before_any_request(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BRISA_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
+    path = tmp_path / "broken.py"
+    path.write_text("from app.authoring import DAG\n\nwith DAG('x'):\n    undefined >> 1\n")
+    assert brisa_cli.main(["deploy", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: line 4: NameError" in err and "cannot reach" not in err
+    assert brisa_cli.main(["deploy", str(tmp_path / "missing")]) == 1
+    assert "no such file or folder" in capsys.readouterr().err
