@@ -103,3 +103,84 @@ def discard_connection() -> None:
             db.obj.close_idle()
     except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is dropped
         pass
+
+
+class Slot(peewee.Node):
+    """A parameter of a ``Compiled`` statement, given its value at each execution. Its value
+    goes through ``field``'s db_value, or else the converter peewee applies where it stands
+    (the left-hand field of a comparison)."""
+
+    def __init__(self, name: str, field: peewee.Field | None = None):
+        super().__init__()
+        self.name, self.field = name, field
+
+    def __sql__(self, ctx):
+        convert = self.field.db_value if self.field is not None else ctx.state.converter
+        ctx._values.append(_Fill(self.name, convert))
+        return ctx.literal(ctx.state.param or "?")
+
+
+class _Fill:
+    def __init__(self, name: str, convert):
+        self.name, self.convert = name, convert
+
+    def value(self, values: dict):
+        value = values[self.name]
+        return self.convert(value) if self.convert else value
+
+
+class Compiled:
+    """A peewee query of fixed shape whose SQL is generated once per database, then run with
+    new values (``Slot`` parameters). On the hot path of a try, peewee's SQL generation cost
+    more CPU than the round trips; this keeps the queries written in peewee."""
+
+    def __init__(self, build):
+        self.build = build  # () -> a peewee query using Slot(...) for its variable values
+        self._compiled = None  # (database, query, sql, params template)
+
+    def _get(self):
+        compiled = self._compiled
+        if compiled is None or compiled[0] is not db.obj:
+            query = self.build()
+            sql, params = query.sql()
+            compiled = self._compiled = (db.obj, query, sql, params)
+        return compiled[1:]
+
+    def _execute(self, values: dict):
+        query, sql, template = self._get()
+        params = [p.value(values) if isinstance(p, _Fill) else p for p in template]
+        return query, db.execute_sql(sql, params)
+
+    def rowcount(self, **values) -> int:
+        """Run an UPDATE or DELETE; how many rows it changed."""
+        return self._execute(values)[1].rowcount
+
+    def rows(self, **values) -> list:
+        """Run a SELECT; its rows, as the query would return them (models, tuples...)."""
+        query, cursor = self._execute(values)
+        return list(query._get_cursor_wrapper(cursor))
+
+    def first(self, **values):
+        rows = self.rows(**values)
+        return rows[0] if rows else None
+
+
+class CompiledIn:
+    """``Compiled`` for a query with one list parameter (an ``IN``), one per length of the
+    list up to ``longest``; a longer list is run uncompiled. ``build(ids, **params)`` gets
+    Slots when compiling and the values themselves otherwise."""
+
+    def __init__(self, build, longest: int = 32):
+        self.build, self.longest = build, longest
+        self._by_length: dict[int, Compiled] = {}
+
+    def rows(self, ids: list, **values) -> list:
+        if len(ids) > self.longest:
+            return list(self.build(ids, **values))
+        compiled = self._by_length.get(len(ids))
+        if compiled is None:
+            id_slots = [Slot(f"_id{i}") for i in range(len(ids))]
+            slots = {name: Slot(name) for name in values}
+            compiled = Compiled(lambda: self.build(id_slots, **slots))
+            self._by_length[len(ids)] = compiled
+        return compiled.rows(**values, **{f"_id{i}": v for i, v in enumerate(ids)})

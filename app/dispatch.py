@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 
 from app import queue, states, trigger_rules
-from app.db import db, is_postgres
+from app.db import Compiled, CompiledIn, Slot, db, is_postgres
 from app.models import Dag, DagRun, DagVersion, TaskInstance
 from app.states import RunState, TaskState
 from app.timeutil import isoformat, utcnow
@@ -105,16 +105,20 @@ def evaluate(run_id: int, task_ids: list[str]) -> int:
     return queued
 
 
-def _waiting(run_id: int, task_ids: list[str]):
-    if not task_ids:
-        return []
-    return list(
-        TaskInstance.select().where(
-            (TaskInstance.run == run_id)
-            & TaskInstance.task_id.in_(sorted(set(task_ids)))
-            & (TaskInstance.state == str(TaskState.NONE))
-        )
+def _waiting(run_id: int, task_ids: list[str]) -> list[TaskInstance]:
+    return _WAITING.rows(sorted(set(task_ids)), run_id=run_id) if task_ids else []
+
+
+_WAITING = CompiledIn(
+    lambda ids, run_id: TaskInstance.select(
+        *(TaskInstance.id, TaskInstance.task_id, TaskInstance.try_number),
+        *(TaskInstance.upstream, TaskInstance.downstream, TaskInstance.trigger_rule),
+    ).where(
+        (TaskInstance.run == run_id)
+        & TaskInstance.task_id.in_(ids)
+        & (TaskInstance.state == str(TaskState.NONE))
     )
+)
 
 
 def _states(run_id: int, task_ids: set[str]) -> dict[str, str]:
@@ -123,21 +127,40 @@ def _states(run_id: int, task_ids: set[str]) -> dict[str, str]:
     1,000-task fan-out is evaluated by each of its 1,000 upstream tasks)."""
     if not task_ids:
         return {}
+    if len(task_ids) > LONG_IN_LIST:
+        return dict(_RUN_STATES.rows(run_id=run_id))
+    return dict(_STATES.rows(sorted(task_ids), run_id=run_id))
+
+
+def _states_query(run_id, ids=None):
     where = TaskInstance.run == run_id
-    if len(task_ids) <= LONG_IN_LIST:
-        where &= TaskInstance.task_id.in_(sorted(task_ids))
-    return dict(TaskInstance.select(TaskInstance.task_id, TaskInstance.state).where(where).tuples())
+    if ids is not None:
+        where &= TaskInstance.task_id.in_(ids)
+    return TaskInstance.select(TaskInstance.task_id, TaskInstance.state).where(where).tuples()
+
+
+_STATES = CompiledIn(lambda ids, run_id: _states_query(run_id, ids), longest=LONG_IN_LIST)
+_RUN_STATES = Compiled(lambda: _states_query(Slot("run_id")))
 
 
 def maybe_finish_run(run_id: int) -> None:
     """Set the run's final state once no task is unfinished (only one finisher's CAS wins)."""
-    rows = TaskInstance.select(TaskInstance.state).where(TaskInstance.run == run_id).distinct()
-    task_states = {row.state for row in rows}
+    task_states = {state for (state,) in _DISTINCT_STATES.rows(run_id=run_id)}
     if task_states & states.TASK_UNFINISHED:
         return
     failed = bool(task_states & RUN_FAILS_ON)
     if states.finish_run(run_id, RunState.FAILED if failed else RunState.SUCCESS):
         run_finished(run_id)
+
+
+_DISTINCT_STATES = Compiled(
+    lambda: (
+        TaskInstance.select(TaskInstance.state)
+        .where(TaskInstance.run == Slot("run_id"))
+        .distinct()
+        .tuples()
+    )
+)
 
 
 def reconcile_stalled_runs() -> int:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from peewee import Value, fn
 
 from app import states
-from app.db import db, is_postgres
+from app.db import Compiled, Slot, db, is_postgres
 from app.models import DagRun, Pool, TaskInstance
 from app.states import TaskState
+from app.timeutil import utcnow
 
 DAG_LOCK, POOL_LOCK = 1, 2  # the first key of each two-key advisory lock
 
@@ -56,7 +57,9 @@ def claim(gate: Gate | None, ti_id: int, try_number: int, worker: str, now=None)
     with db.atomic():
         _lock(gate)
         # The slot check rides in the claim's UPDATE: one statement, taken under the lock.
-        if states.claim(ti_id, try_number, worker, now, also=_slot_free(gate)):
+        values = dict(ti_id=ti_id, try_number=try_number, worker=worker, now=now or utcnow())
+        values.update(dag_pk=gate.dag_pk, dag_limit=gate.dag_limit, pool=gate.pool)
+        if _claim_within_slots(bool(gate.dag_limit), bool(gate.pool)).rowcount(**values):
             return CLAIMED
         return PARKED if states.park(ti_id, try_number) else DROPPED
 
@@ -64,7 +67,7 @@ def claim(gate: Gate | None, ti_id: int, try_number: int, worker: str, now=None)
 def wake(gate: Gate | None) -> int:
     """After a try of this DAG or pool ended: queue again as many parked tries as there are
     free slots now; returns how many."""
-    if gate is None or not gate.limited or not _parked(gate).exists():
+    if gate is None or not gate.limited or not _any_parked(gate):
         return 0
     woken = 0
     with db.atomic():
@@ -75,10 +78,28 @@ def wake(gate: Gate | None) -> int:
     return woken
 
 
+_ANY_PARKED = {
+    pooled: Compiled(
+        lambda pooled=pooled: _parked_query(Slot("dag_pk"), pooled and Slot("pool")).limit(1)
+    )
+    for pooled in (False, True)
+}
+
+
+def _any_parked(gate: Gate) -> bool:
+    """Whether a try of the gate's DAG or pool is parked (asked after every try ends)."""
+    query = _ANY_PARKED[bool(gate.pool)]
+    return bool(query.rows(dag_pk=gate.dag_pk, pool=gate.pool))
+
+
 def _parked(gate: Gate):
-    same = TaskInstance.dag_pk == gate.dag_pk
-    if gate.pool:
-        same = same | (TaskInstance.pool == gate.pool)
+    return _parked_query(gate.dag_pk, gate.pool)
+
+
+def _parked_query(dag_pk, pool):
+    same = TaskInstance.dag_pk == dag_pk
+    if pool:
+        same = same | (TaskInstance.pool == pool)
     return TaskInstance.select(TaskInstance.id, TaskInstance.try_number).where(
         (TaskInstance.state == str(TaskState.QUEUED)) & TaskInstance.parked & same
     )
@@ -95,14 +116,25 @@ def _lock(gate: Gate) -> None:
         db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (POOL_LOCK, key))
 
 
-def _slot_free(gate: Gate):
+_CLAIMS: dict[tuple[bool, bool], Compiled] = {}
+
+
+def _claim_within_slots(dag_limited: bool, pooled: bool) -> Compiled:
+    """The claim's UPDATE with a free-slot condition (Slots: dag_pk, dag_limit, pool)."""
+    key = (dag_limited, pooled)
+    if key not in _CLAIMS:
+        _CLAIMS[key] = Compiled(lambda: states.claim_update(_slot_free(*key)))
+    return _CLAIMS[key]
+
+
+def _slot_free(dag_limited: bool, pooled: bool):
     """A condition true while the DAG and the pool each have a slot free."""
     free = Value(True)
-    if gate.dag_limit:
-        free &= _running_query("dag_pk", gate.dag_pk) < gate.dag_limit
-    if gate.pool:
-        slots = Pool.select(Pool.slots).where(Pool.name == gate.pool)
-        free &= _running_query("pool", gate.pool) < fn.COALESCE(slots, 2**31 - 1)
+    if dag_limited:
+        free &= _running_query("dag_pk", Slot("dag_pk")) < Slot("dag_limit")
+    if pooled:
+        slots = Pool.select(Pool.slots).where(Pool.name == Slot("pool"))
+        free &= _running_query("pool", Slot("pool")) < fn.COALESCE(slots, 2**31 - 1)
     return free
 
 

@@ -13,7 +13,7 @@ from enum import StrEnum
 from peewee import Case
 
 from app import queue
-from app.db import db
+from app.db import Compiled, Slot, db
 from app.models import DagRun, TaskInstance
 from app.timeutil import utcnow
 
@@ -86,9 +86,13 @@ def _check(table, sources, target) -> list[str]:
 
 def _move_tasks(where, sources, target, **fields) -> int:
     """Move the matching task instances from ``sources`` to ``target``; returns the count."""
+    return _tasks_update(where, sources, target, **fields).execute()
+
+
+def _tasks_update(where, sources, target, **fields):
     states = _check(TASK_TRANSITIONS, sources, target)
     query = TaskInstance.update(state=str(target), **fields)
-    return query.where(where & TaskInstance.state.in_(states)).execute()
+    return query.where(where & TaskInstance.state.in_(states))
 
 
 def _move_run(run_id: int, sources, target, **fields) -> bool:
@@ -104,17 +108,24 @@ def _this_try(ti_id: int, try_number: int):
 # Task instances -------------------------------------------------------------------------
 
 
+# The transitions of every try (queue, claim, succeed) run as compiled statements: see
+# app/db.py's Compiled. Their Slot parameters: ti_id, try_number, now, and their own.
+_QUEUE = Compiled(
+    lambda: _tasks_update(
+        _this_try(Slot("ti_id"), Slot("try_number")),
+        [T.NONE, T.UP_FOR_RETRY],
+        T.QUEUED,
+        try_number=Slot("next_try", TaskInstance.try_number),
+        queued_at=Slot("now", TaskInstance.queued_at),
+        next_try_at=None,
+    )
+)
+
+
 def queue_task(ti: TaskInstance) -> bool:
     """none/up_for_retry -> queued, starting try ``ti.try_number + 1``; enqueued after commit."""
     next_try = ti.try_number + 1
-    moved = _move_tasks(
-        _this_try(ti.id, ti.try_number),
-        [T.NONE, T.UP_FOR_RETRY],
-        T.QUEUED,
-        try_number=next_try,
-        queued_at=utcnow(),
-        next_try_at=None,
-    )
+    moved = _QUEUE.rowcount(ti_id=ti.id, try_number=ti.try_number, next_try=next_try, now=utcnow())
     if moved:
         db.after_commit(lambda: queue.enqueue_task(ti.id, next_try))
     return bool(moved)
@@ -156,16 +167,30 @@ def unpark(ti_id: int, try_number: int) -> bool:
     return True
 
 
-def claim(ti_id: int, try_number: int, worker: str, now: datetime | None = None, also=None) -> bool:
-    """queued -> running for exactly this try (started at ``now``), if ``also`` holds (a
-    condition: app/slots.py's free slot); False: drop the message."""
-    now = now or utcnow()
-    fields = dict(started_at=now, heartbeat_at=now, worker=worker, result=None, error=None)
-    fields["parked"] = False
-    where = _this_try(ti_id, try_number)
+def claim_update(also=None):
+    """The claim, queued -> running for exactly this try, as a statement to compile (Slots:
+    ti_id, try_number, now, worker), if ``also`` holds (app/slots.py adds a free slot)."""
+    fields = dict(
+        started_at=Slot("now", TaskInstance.started_at),
+        heartbeat_at=Slot("now", TaskInstance.heartbeat_at),
+        worker=Slot("worker", TaskInstance.worker),
+        result=None,
+        error=None,
+        parked=False,
+    )
+    where = _this_try(Slot("ti_id"), Slot("try_number"))
     if also is not None:
         where &= also
-    return _move_tasks(where, [T.QUEUED], T.RUNNING, **fields) == 1
+    return _tasks_update(where, [T.QUEUED], T.RUNNING, **fields)
+
+
+_CLAIM = Compiled(claim_update)
+
+
+def claim(ti_id: int, try_number: int, worker: str, now: datetime | None = None) -> bool:
+    """queued -> running for exactly this try (started at ``now``); False: drop the message."""
+    values = dict(ti_id=ti_id, try_number=try_number, worker=worker, now=now or utcnow())
+    return _CLAIM.rowcount(**values) == 1
 
 
 def heartbeat(ti_id: int, try_number: int) -> bool:
@@ -176,14 +201,20 @@ def heartbeat(ti_id: int, try_number: int) -> bool:
     return query.execute() == 1
 
 
-def succeed(ti_id: int, try_number: int, result) -> bool:
-    now = utcnow()
-    return (
-        _move_tasks(
-            _this_try(ti_id, try_number), [T.RUNNING], T.SUCCESS, result=result, finished_at=now
-        )
-        == 1
+_SUCCEED = Compiled(
+    lambda: _tasks_update(
+        _this_try(Slot("ti_id"), Slot("try_number")),
+        [T.RUNNING],
+        T.SUCCESS,
+        result=Slot("result", TaskInstance.result),
+        finished_at=Slot("now", TaskInstance.finished_at),
     )
+)
+
+
+def succeed(ti_id: int, try_number: int, result) -> bool:
+    values = dict(ti_id=ti_id, try_number=try_number, result=result, now=utcnow())
+    return _SUCCEED.rowcount(**values) == 1
 
 
 def fail(ti_id: int, try_number: int, max_tries: int, error: str, retry_delay: float) -> str | None:

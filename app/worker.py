@@ -12,7 +12,16 @@ from peewee import JOIN
 
 from app import dispatch, metrics, sandbox, secrets, slots, states
 from app.config import current
-from app.db import DB_ERRORS, db, discard_connection, ensure_bound, retrying
+from app.db import (
+    DB_ERRORS,
+    Compiled,
+    CompiledIn,
+    Slot,
+    db,
+    discard_connection,
+    ensure_bound,
+    retrying,
+)
 from app.models import Dag, DagRun, Function, FunctionVersion, TaskInstance, TaskLog, TaskTry
 from app.retries import retry_delay
 from app.timeutil import isoformat, utcnow
@@ -121,15 +130,21 @@ def _masked(outcome: sandbox.Outcome, values: list[str]) -> sandbox.Outcome:
 
 
 def _keep_try(ti_id, try_number, state, error, started_at, worker) -> None:
-    TaskTry.create(
-        task_instance=ti_id,
-        try_number=try_number,
-        state=state,
-        started_at=started_at,
-        finished_at=utcnow(),
-        worker=worker,
-        error=error,
+    values = dict(ti_id=ti_id, try_number=try_number, state=state, error=error)
+    _KEEP_TRY.rowcount(**values, started_at=started_at, finished_at=utcnow(), worker=worker)
+
+
+_KEEP_TRY = Compiled(
+    lambda: TaskTry.insert(
+        task_instance=Slot("ti_id", TaskTry.task_instance),
+        try_number=Slot("try_number", TaskTry.try_number),
+        state=Slot("state", TaskTry.state),
+        started_at=Slot("started_at", TaskTry.started_at),
+        finished_at=Slot("finished_at", TaskTry.finished_at),
+        worker=Slot("worker", TaskTry.worker),
+        error=Slot("error", TaskTry.error),
     )
+)
 
 
 def _bad_branch(ti: TaskInstance, branch) -> str | None:
@@ -142,8 +157,12 @@ def _bad_branch(ti: TaskInstance, branch) -> str | None:
 def load_task_instance(ti_id: int) -> TaskInstance | None:
     """The task instance with its run, DAG, function version and function, in one query:
     everything a try needs but its upstream results and secrets."""
+    return _LOAD.first(ti_id=ti_id)
+
+
+def _load_query():
     ti, run, version = TaskInstance, DagRun, FunctionVersion
-    query = (
+    return (
         TaskInstance.select(
             *(ti.id, ti.run, ti.dag_pk, ti.task_id, ti.function_version, ti.try_number),
             *(ti.max_tries, ti.retry_delay, ti.retry_backoff, ti.max_retry_delay, ti.timeout),
@@ -159,9 +178,12 @@ def load_task_instance(ti_id: int) -> TaskInstance | None:
         .switch(TaskInstance)
         .join(FunctionVersion)
         .join(Function)
-        .where(TaskInstance.id == ti_id)
+        .where(TaskInstance.id == Slot("ti_id"))
+        .limit(1)
     )
-    return query.first()
+
+
+_LOAD = Compiled(_load_query)
 
 
 def build_job(ti: TaskInstance, settings) -> dict:
@@ -199,10 +221,16 @@ def build_job(ti: TaskInstance, settings) -> dict:
 def upstream_results(ti: TaskInstance) -> dict:
     if not ti.upstream:
         return {}
-    rows = TaskInstance.select(TaskInstance.task_id, TaskInstance.result).where(
-        (TaskInstance.run == ti.run_id) & TaskInstance.task_id.in_(ti.upstream)
+    return dict(_UPSTREAM_RESULTS.rows(list(ti.upstream), run_id=ti.run_id))
+
+
+_UPSTREAM_RESULTS = CompiledIn(
+    lambda ids, run_id: (
+        TaskInstance.select(TaskInstance.task_id, TaskInstance.result)
+        .where((TaskInstance.run == run_id) & TaskInstance.task_id.in_(ids))
+        .tuples()
     )
-    return {row.task_id: row.result for row in rows}
+)
 
 
 class TryObserver(sandbox.Observer):
