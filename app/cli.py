@@ -1,35 +1,34 @@
 """``python -m app``: Brisa's command line.
 
-The operator commands (migrate, token, prune, dev) work on the database this process is
-configured with. The others talk to a Brisa over HTTP, at ``BRISA_URL`` with the token in
-``BRISA_TOKEN``, so they work the same against a laptop and a production deployment.
-Exit codes: 0 ok, 1 failed (an API error, a run that failed), 2 a usage error.
+The operator commands (migrate, token, prune, dev, and deploy --local) work on the database
+this process is configured with. The others talk to a Brisa over HTTP, at ``BRISA_URL`` with
+the token in ``BRISA_TOKEN``, so they work the same against a laptop and a production
+deployment. Exit codes: 0 ok, 1 failed (an API error, a run that failed), 2 a usage error.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
-from app import auth, authoring, dagspec, db, migrations, retention
+from app import auth, authoring, db, deploy_plan, migrations, retention
 from app.client import ApiError, Client, default_url
 from app.errors import BrisaError
+from app.terminal import Terminal, duration, timestamp
 from app.timeutil import utcnow
 
 RUN_FINISHED = frozenset({"success", "failed", "cancelled"})
 TASK_FINISHED = frozenset({"success", "failed", "upstream_failed", "skipped", "cancelled"})
 TASK_OK = frozenset({"success", "skipped"})
 POLL_S = 0.3
-COLOURS = {"success": "32", "failed": "31", "upstream_failed": "31", "cancelled": "35"}
-COLOURS.update(running="33", up_for_retry="33", queued="36", none="2", skipped="2")
-COLOURS.update({"new": "32", "changed": "33", "unchanged": "2", "yes": "33"})
-MARKS = {"new": "+", "changed": "~", "unchanged": "="}
 
 
 class CommandFailed(Exception):
+    """A command that could not do its job: ``message`` to show, with optional ``details``."""
+
     def __init__(self, message: str, details=None):
         super().__init__(message)
         self.message = message
@@ -37,10 +36,13 @@ class CommandFailed(Exception):
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "local", False) and (args.url or args.token):
+        parser.error("deploy --local writes to DATABASE_URL: --url and --token are for HTTP")
     try:
         return args.handler(args)
-    except (ApiError, BrisaError, CommandFailed) as exc:
+    except (ApiError, BrisaError, CommandFailed, deploy_plan.DeployFailed) as exc:
         _print_error(exc.message, exc.details)
         return 1
     except authoring.AuthoringError as exc:
@@ -60,187 +62,24 @@ def _print_error(message: str, details) -> None:
             print(f"  {detail.get('field') or '(body)'}: {detail.get('message')}", file=sys.stderr)
 
 
-# Output --------------------------------------------------------------------------------
-
-
-class Terminal:
-    """Prints to stdout: aligned tables, states in colour when stdout is a terminal and
-    NO_COLOR is unset; progress goes to stderr, so ``--json`` output stays clean."""
-
-    def __init__(self, as_json: bool = False):
-        self.as_json = as_json
-        self.colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        self.live = sys.stderr.isatty()
-        self._progress = ""
-
-    def paint(self, text: str, key: str) -> str:
-        code = COLOURS.get(key)
-        return f"\x1b[{code}m{text}\x1b[0m" if self.colour and code else text
-
-    def line(self, text: str = "") -> None:
-        print(text, flush=True)
-
-    def emit(self, data, render) -> int:
-        """``--json``: the API's answer as is; otherwise ``render(data)``."""
-        if self.as_json:
-            self.line(json.dumps(data, indent=2))
-        else:
-            render(data)
-        return 0
-
-    def table(self, headers: list[str], rows: list[list]) -> None:
-        """Columns aligned; a STATE column painted by its value."""
-        cells = [[_cell(value) for value in row] for row in rows]
-        widths = [max(len(text) for text in column) for column in zip(headers, *cells, strict=True)]
-        self.line("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-        for row in cells:
-            padded = [
-                self.paint(text.ljust(w), text) if header in ("STATE", "PAUSED") else text.ljust(w)
-                for header, text, w in zip(headers, row, widths, strict=True)
-            ]
-            self.line("  ".join(padded).rstrip())
-
-    def progress(self, text: str) -> None:
-        """One line rewritten in place on a terminal; elsewhere a line per change."""
-        if text == self._progress:
-            return
-        self._progress = text
-        sys.stderr.write(f"\r\x1b[2K{text}" if self.live else f"{text}\n")
-        sys.stderr.flush()
-
-    def end_progress(self) -> None:
-        if self.live and self._progress:
-            sys.stderr.write("\n")
-        self._progress = ""
-
-
-def _cell(value) -> str:
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def _when(iso: str | None) -> str | None:
-    """2026-03-01T03:00:00.000Z -> 2026-03-01 03:00:00 (UTC)."""
-    return iso[:19].replace("T", " ") if iso else None
-
-
-def _seconds(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.1f}s"
-
-
 # Deploy --------------------------------------------------------------------------------
 
 
-def cmd_deploy(args, client: Client, term: Terminal) -> int:
-    """Diff the path's functions and DAGs against the server, then apply what changed."""
-    bundle = authoring.collect(args.path)
-    remote_functions = {f["name"]: f for f in client.get("/functions")["functions"]}
-    remote_dags = {d["dag_id"]: d for d in client.get("/dags")["dags"]}
-    plan = _function_plan(bundle, remote_functions)
-    plan += _dag_plan(bundle, set(bundle.functions) | set(remote_functions), remote_dags)
-    pending = [step for step in plan if step["status"] != "unchanged"]
-    if not term.as_json:
-        _print_plan(plan, term, args.dry_run)
-    if not args.dry_run:
-        for step in pending:
-            step["deployed_version"] = _apply(step, bundle, client, term)
-    return term.emit({"plan": plan, "dry_run": args.dry_run}, lambda _data: None)
+def cmd_deploy(args) -> int:
+    """Show what the path would change, then apply it: over HTTP, or with --local through
+    the core on this process's database (app/deploy_plan.py)."""
+    bundle = authoring.collect(args.path)  # a file that does not load stops here
+    term = Terminal(args.json)
+    with _deploy_target(args) as target:
+        outcome = deploy_plan.deploy(bundle, target, term, args.dry_run)
+    return term.emit(outcome, lambda _outcome: None)
 
 
-def _function_plan(bundle: authoring.Bundle, remote: dict) -> list[dict]:
-    steps = []
-    for name, payload in sorted(bundle.functions.items()):
-        differs = _function_differences(payload, remote.get(name))
-        steps.append(_step("function", name, differs, remote.get(name, {}).get("version")))
-    return steps
-
-
-def _function_differences(payload: dict, remote: dict | None) -> list[str] | None:
-    """The fields a deploy would change (None: the function is new). The server keeps env
-    values secret, so only the fields a file sets are compared."""
-    if remote is None:
-        return None
-    mine = {
-        "source": hashlib.sha256(payload["source"].encode()).hexdigest(),
-        "handler": payload.get("handler", "handler"),
-        "runtime": payload.get("runtime", "python"),
-    }
-    theirs = {"source": remote["source_sha256"], "handler": remote["handler"]}
-    theirs["runtime"] = remote["runtime"]
-    for key in ("timeout", "memory_mb", "secrets"):
-        if key in payload:
-            mine[key], theirs[key] = payload[key], remote[key]
-    return [key for key in mine if mine[key] != theirs[key]]
-
-
-def _dag_plan(bundle: authoring.Bundle, function_names: set, remote: dict) -> list[dict]:
-    """Each DAG validated here first, with the functions that will exist: a bad spec stops
-    the deploy before anything is applied."""
-    steps, problems = [], []
-    for dag_id, spec in sorted(bundle.dags.items()):
-        errors = dagspec.validate_dag_spec(spec, function_names)
-        if errors:
-            origin = bundle.origins[f"dag {dag_id}"]
-            problems += [{**e, "field": f"{origin}: {e['field']}"} for e in errors]
-            continue
-        normal = json.loads(json.dumps(dagspec.parse_dag_spec(spec, function_names).to_dict()))
-        current = remote.get(dag_id)
-        differs = None if current is None else _dict_differences(normal, current["spec"])
-        steps.append(_step("dag", dag_id, differs, current and current["version"]))
-    if problems:
-        raise CommandFailed(f"{len(problems)} problem(s) in the DAG specs", problems)
-    return steps
-
-
-def _dict_differences(mine: dict, theirs: dict) -> list[str]:
-    return sorted(key for key in mine.keys() | theirs.keys() if mine.get(key) != theirs.get(key))
-
-
-def _step(kind: str, name: str, differs: list | None, version: int | None) -> dict:
-    return {
-        "kind": kind,
-        "name": name,
-        "status": "new" if differs is None else "changed" if differs else "unchanged",
-        "fields": differs or [],
-        "version": version,  # the current version on the server
-    }
-
-
-def _print_plan(plan: list[dict], term: Terminal, dry_run: bool) -> None:
-    width = max((len(step["name"]) for step in plan), default=0)
-    for kind, title in (("function", "functions"), ("dag", "DAGs")):
-        steps = [step for step in plan if step["kind"] == kind]
-        if steps:
-            term.line(title)
-        for step in steps:
-            status = step["status"]
-            why = f" ({', '.join(step['fields'])})" if step["fields"] else ""
-            mark = term.paint(MARKS[status], status)
-            term.line(f"  {mark} {step['name'].ljust(width)}  {term.paint(status, status)}{why}")
-    pending = sum(step["status"] != "unchanged" for step in plan)
-    tail = " (dry run: nothing deployed)" if dry_run and pending else ""
-    term.line(f"{pending} to deploy, {len(plan) - pending} unchanged{tail}")
-
-
-def _apply(step: dict, bundle: authoring.Bundle, client: Client, term: Terminal) -> int:
-    what = f"{step['kind']} {step['name']}"
-    try:
-        if step["kind"] == "function":
-            status, body = client.send("POST", "/functions", bundle.functions[step["name"]])
-        else:
-            status, body = client.send("PUT", f"/dags/{step['name']}", bundle.dags[step["name"]])
-    except ApiError as exc:
-        message = f"deploying {what} ({bundle.origins[what]}) failed: {exc.message}"
-        raise ApiError(message, exc.status, exc.details) from None
-    unchanged = "" if status == 201 else " (unchanged)"
-    if not term.as_json:
-        term.line(f"deployed {what} v{body['version']}{unchanged}")
-    return body["version"]
+def _deploy_target(args):
+    """--local: this process's database, while the deploy runs; otherwise Brisa's API."""
+    if args.local:
+        return deploy_plan.local_target()
+    return nullcontext(deploy_plan.Remote(_client(args)))
 
 
 # DAGs ----------------------------------------------------------------------------------
@@ -256,7 +95,7 @@ def cmd_dags_list(args, client: Client, term: Terminal) -> int:
                 dag["version"],
                 dag["last_run"] and dag["last_run"]["run_id"],
                 dag["last_run"] and dag["last_run"]["state"],
-                _when(dag["next_run_at"]),
+                timestamp(dag["next_run_at"]),
             ]
             for dag in data["dags"]
         ]
@@ -296,8 +135,8 @@ def cmd_runs_list(args, client: Client, term: Terminal) -> int:
 
     def render(data):
         rows = [
-            [r["run_id"], r["state"], r["run_type"], _when(r["logical_date"])]
-            + [_when(r["started_at"]), _when(r["finished_at"])]
+            [r["run_id"], r["state"], r["run_type"], timestamp(r["logical_date"])]
+            + [timestamp(r["started_at"]), timestamp(r["finished_at"])]
             for r in data["runs"]
         ]
         term.table(["RUN", "STATE", "TYPE", "LOGICAL DATE", "STARTED", "FINISHED"], rows)
@@ -317,10 +156,10 @@ def _render_run(run: dict, term: Terminal) -> None:
     state = term.paint(run["state"], run["state"])
     term.line(f"run {run['run_id']}  {what}{version}  {run['run_type']}  {state}")
     conf = "-" if run["conf"] is None else json.dumps(run["conf"])
-    term.line(f"logical date {_when(run['logical_date'])}  conf {conf}")
+    term.line(f"logical date {timestamp(run['logical_date'])}  conf {conf}")
     rows = [
         [t["task_id"], t["state"], f"{t['try_number']}/{t['max_tries']}"]
-        + [f"{t['function']} v{t['function_version']}", _seconds(t["duration"]), t["error"]]
+        + [f"{t['function']} v{t['function_version']}", duration(t["duration"]), t["error"]]
         for t in run["tasks"]
     ]
     term.table(["TASK", "STATE", "TRY", "FUNCTION", "DURATION", "ERROR"], rows)
@@ -409,7 +248,7 @@ def cmd_mark(args, client: Client, term: Terminal) -> int:
 def cmd_functions_list(args, client: Client, term: Terminal) -> int:
     def render(data):
         rows = [
-            [f["name"], f["version"], f["runtime"], f["handler"], _when(f["created_at"])]
+            [f["name"], f["version"], f["runtime"], f["handler"], timestamp(f["created_at"])]
             for f in data["functions"]
         ]
         term.table(["FUNCTION", "VERSION", "RUNTIME", "HANDLER", "DEPLOYED"], rows)
@@ -489,12 +328,16 @@ def cmd_dev(_args) -> int:
 # The parser ----------------------------------------------------------------------------
 
 
+def _client(args) -> Client:
+    """BRISA_URL and BRISA_TOKEN, or --url and --token."""
+    return Client(args.url or default_url(), args.token or os.environ.get("BRISA_TOKEN"))
+
+
 def _remote(command):
-    """Run ``command(args, client, terminal)`` against BRISA_URL with BRISA_TOKEN."""
+    """Run ``command(args, client, terminal)`` against Brisa's API."""
 
     def run(args) -> int:
-        client = Client(args.url or default_url(), args.token or os.environ.get("BRISA_TOKEN"))
-        return command(args, client, Terminal(args.json))
+        return command(args, _client(args), Terminal(args.json))
 
     return run
 
@@ -615,9 +458,11 @@ ALIASES = {  # the commands' names before they were grouped
 }
 
 EPILOG = """\
-The commands but migrate, token, prune and dev talk to a Brisa over HTTP:
+Most commands talk to a Brisa over HTTP:
   BRISA_URL    its address (default http://127.0.0.1:$PORT, $PORT defaulting to 8000)
   BRISA_TOKEN  an API token (python -m app token create --role admin)
+migrate, token, prune, dev and deploy --local work on this process's database instead
+(DATABASE_URL, else the embedded default under BRISA_VAR_DIR).
 Exit codes: 0 ok, 1 failed (an API error, a failed run), 2 a usage error.
 Colour only on a terminal, and never with NO_COLOR set."""
 
@@ -658,12 +503,18 @@ def _parser() -> argparse.ArgumentParser:
     _add(
         commands,
         "deploy",
-        _remote(cmd_deploy),
+        cmd_deploy,
         "deploy functions (.py), DAG specs (.json) and Python DAG files from a file or "
         "folder: shows what would change, then applies it",
         [
             arg("path", type=Path, help="a file, or a folder (read with its subfolders)"),
             arg("--dry-run", action="store_true", help="only show what would change"),
+            arg(
+                "--local",
+                action="store_true",
+                help="write to this process's database (DATABASE_URL) through the core, "
+                "not over HTTP: for release steps and one-off containers (no token)",
+            ),
         ],
         [remote],
     )

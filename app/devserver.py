@@ -1,7 +1,8 @@
 """``make run``: the whole system on one machine, from the Procfile.
 
-Runs ``release``, deploys the examples under functions/ on a fresh embedded database, then
-starts ``web``, ``worker`` and ``clock`` exactly as the Procfile writes them, prefixing their
+Runs ``release``, deploys the examples under functions/ into an empty database (as
+``python -m app deploy --local functions`` does; BRISA_LOAD_EXAMPLES=0 skips it), then starts
+``web``, ``worker`` and ``clock`` exactly as the Procfile writes them, prefixing their
 output, and stops them all on Ctrl-C or when one of them dies.
 """
 
@@ -15,9 +16,12 @@ import threading
 import time
 from pathlib import Path
 
+from app import authoring, deploy_plan
 from app.config import PROJECT_ROOT, current
+from app.terminal import Terminal
 
 PROCESSES = ("web", "worker", "clock")
+EXAMPLES = PROJECT_ROOT / "functions"
 
 
 def read_procfile(path: Path = PROJECT_ROOT / "Procfile") -> dict[str, str]:
@@ -67,7 +71,7 @@ def stop(processes: list[subprocess.Popen], grace_s: float = 10) -> None:
 
 
 def _admin_token(settings) -> str:
-    """BRISA_ADMIN_TOKEN, or one kept under var/ for the embedded default."""
+    """BRISA_ADMIN_TOKEN, or one kept in BRISA_VAR_DIR (var/) for the embedded default."""
     if settings.admin_token:
         return settings.admin_token
     path = settings.var_dir / "admin_token"
@@ -80,13 +84,15 @@ def _admin_token(settings) -> str:
 def main() -> int:
     settings = current()
     env = dict(os.environ, BRISA_ADMIN_TOKEN=_admin_token(settings), PORT=str(settings.port))
+    # The Procfile says python, gunicorn, huey_consumer: this Python's, venv or not.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     procfile = read_procfile()
     if subprocess.run(["/bin/sh", "-c", procfile["release"]], cwd=PROJECT_ROOT, env=env).returncode:
         return 1
     if settings.load_examples:
         _deploy_examples()
     processes = [start(procfile[name], env, name) for name in PROCESSES]
-    _print_banner(settings.port, env["BRISA_ADMIN_TOKEN"], settings.embedded)
+    _print_banner(settings, env["BRISA_ADMIN_TOKEN"])
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         while all(p.poll() is None for p in processes):
@@ -104,36 +110,50 @@ def _interrupt(*_args):
 
 
 def _deploy_examples() -> None:
-    """Straight through the core (the web process is not up yet), from the same files the
-    CLI's deploy reads: functions first, then the DAGs that name them."""
-    from app import authoring, dags, db, functions
-    from app.models import Function
-
-    bundle = authoring.collect(PROJECT_ROOT / "functions")
-    db.ensure_bound()
-    with db.db.connection_context():
-        if Function.select().exists():
-            return
-        for name, payload in bundle.functions.items():
-            version, _ = functions.deploy(payload, current())
-            print(f"deployed function {name} v{version.version}")
-        for dag_id, spec in bundle.dags.items():
-            _dag, version, _ = dags.put(dag_id, spec)
-            print(f"deployed dag {dag_id} v{version.version}")
+    """On an empty database, the examples under functions/, exactly as ``python -m app
+    deploy --local functions`` deploys them (the web process is not up yet)."""
+    bundle = authoring.collect(EXAMPLES)
+    with deploy_plan.local_target() as target:
+        if not target.functions():  # never overwrite what was deployed since
+            deploy_plan.deploy(bundle, target, Terminal())
 
 
-def _print_banner(port: int, token: str, embedded: bool) -> None:
-    backend = (
-        "embedded default (SQLite + huey SQLite queue under var/)"
-        if embedded
-        else "DATABASE_URL + REDIS_URL"
-    )
+def _print_banner(settings, token: str) -> None:
+    url = f"http://127.0.0.1:{settings.port}"
     print(
-        f"\nBrisa is running on {backend}\n"
-        f"  UI:    http://127.0.0.1:{port}/ (sign in with the token)\n"
-        f"  API:   http://127.0.0.1:{port}/api/v1/dags\n"
-        f"  Token: export TOKEN={token}\n"
-        f'         curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{port}/api/v1/dags\n'
+        f"\nBrisa is running on {_storage(settings)}\n"
+        f"  UI:    {url}/ (sign in with the token)\n"
+        f"  API:   {url}/api/v1/dags\n"
+        f"  Token: {_token_origin(settings)}\n"
+        f"  Shell: export BRISA_URL={url} BRISA_TOKEN={token}\n"
+        f"         {_python()} -m app dags list\n"
+        f'         curl -H "Authorization: Bearer $BRISA_TOKEN" $BRISA_URL/api/v1/dags\n'
         f"  Stop:  Ctrl-C\n",
         flush=True,
     )
+
+
+def _storage(settings) -> str:
+    """Where the metadata and the queue are, with real paths for the embedded default."""
+    database = (
+        f"SQLite at {settings.database_url.removeprefix('sqlite:///')}"
+        if settings.embedded
+        else "DATABASE_URL"
+    )
+    queue = "REDIS_URL" if settings.redis_url else f"huey's SQLite queue at {settings.queue_path}"
+    embedded_default = settings.embedded and not settings.redis_url
+    return f"{'the embedded default: ' if embedded_default else ''}{database}, {queue}"
+
+
+def _token_origin(settings) -> str:
+    if settings.admin_token:
+        return "BRISA_ADMIN_TOKEN"
+    return f"kept in {settings.var_dir / 'admin_token'}"
+
+
+def _python() -> str:
+    """How to run this Python from the project's folder: the venv's, as ``make run`` does."""
+    executable = Path(sys.executable)
+    if executable.is_relative_to(PROJECT_ROOT):
+        return str(executable.relative_to(PROJECT_ROOT))
+    return "python"

@@ -136,6 +136,13 @@ ERROR_DESCRIPTIONS = {
     422: "Invalid: details lists every problem as {field, message}",
     503: "The database is unavailable; retry after the Retry-After header's seconds",
 }
+# /hooks/{dag_id} takes no bearer token: its 401 is about the delivery's signature.
+SIGNATURE_ERROR = "Error401Signature"
+SIGNATURE_ERROR_DESCRIPTION = (
+    "A missing or bad signature (or a missing webhook-id or webhook-timestamp beside it), "
+    "a body that does not match it, or a Standard Webhooks timestamp more than 5 minutes "
+    "off; nothing is created. Not a bearer-token error: this route takes none"
+)
 
 
 def errors(*codes: int) -> dict:
@@ -963,23 +970,21 @@ def public_paths() -> dict:
         header_param("Idempotency-Key", "a delivery id for other senders"),
     ]
     accepted = response("Accepted", ref("HookAccepted"))
-    return {
-        "/hooks/{dag_id}": {
-            "post": operation(
-                "deliverWebhook",
-                "A signed delivery starts a run (its body is the conf); no bearer token",
-                "webhooks",
-                {
-                    "200": response("A repeated delivery: the first run", ref("HookAccepted")),
-                    "202": accepted,
-                },
-                params=[DAG_ID, *signature_headers],
-                request=body(
-                    ANY, "Any body; JSON becomes the conf, anything else is text", required=False
-                ),
-                error_codes=(401, 404, 409, 413),
-            ),
+    deliver = operation(
+        "deliverWebhook",
+        "A signed delivery starts a run (its body is the conf); no bearer token",
+        "webhooks",
+        {
+            "200": response("A repeated delivery: the first run", ref("HookAccepted")),
+            "202": accepted,
         },
+        params=[DAG_ID, *signature_headers],
+        request=body(ANY, "Any body; JSON becomes the conf, anything else is text", required=False),
+        error_codes=(401, 404, 409, 413),
+    )
+    deliver["responses"]["401"] = {"$ref": f"#/components/responses/{SIGNATURE_ERROR}"}
+    return {
+        "/hooks/{dag_id}": {"post": deliver},
         "/healthz": {
             "get": {
                 "operationId": "healthz",
@@ -1053,6 +1058,7 @@ def document() -> dict:
                 "runs",
                 "pools",
                 "secrets",
+                "tokens",
                 "webhooks",
                 "health",
                 "docs",
@@ -1076,8 +1082,11 @@ def document() -> dict:
             },
             "schemas": schemas(),
             "responses": {
-                f"Error{code}": response(text, ref("Error"))
-                for code, text in ERROR_DESCRIPTIONS.items()
+                **{
+                    f"Error{code}": response(text, ref("Error"))
+                    for code, text in ERROR_DESCRIPTIONS.items()
+                },
+                SIGNATURE_ERROR: response(SIGNATURE_ERROR_DESCRIPTION, ref("Error")),
             },
         },
     }

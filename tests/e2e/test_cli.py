@@ -292,8 +292,20 @@ def test_an_invalid_spec_is_refused_before_anything_is_deployed(deployed, tmp_pa
     assert "fresh" not in versions(deployed)
 
 
-def test_the_embedded_default_deploys_and_runs_the_python_dag(tmp_path):
+def test_the_embedded_default_deploys_locally_and_runs_the_python_dag(tmp_path):
+    """deploy --local writes the running system's database directly; the same files over
+    HTTP then change nothing: both ways see the same plan."""
     with procfile_system("embedded", tmp_path / "var") as system:
-        cli(system.base, "deploy", str(FUNCTIONS_DIR))
+        local = subprocess.run(
+            [sys.executable, "-m", "app", "deploy", "--local", str(FUNCTIONS_DIR)],
+            env={**system.env, "NO_COLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert local.returncode == 0, local.stderr
+        assert "deployed dag example_taskflow v1" in local.stdout
+        over_http = cli(system.base, "deploy", str(FUNCTIONS_DIR)).stdout
+        assert "0 to deploy" in over_http and "deployed" not in over_http
         done = cli(system.base, "trigger", "example_taskflow", "--wait", "--json")
         assert json.loads(done.stdout)["state"] == "success"

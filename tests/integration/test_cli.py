@@ -1,9 +1,12 @@
-"""``python -m app``: the operator commands on each backend's database, and what every
-command does before it talks to a server (help, usage errors, local file problems). The
-commands that talk HTTP run against a live system in tests/e2e/test_cli.py."""
+"""``python -m app``: the operator commands on each backend's database (deploy --local among
+them), and what every command does before it talks to a server (help, usage errors, local
+file problems). The commands that talk HTTP run against a live system in
+tests/e2e/test_cli.py."""
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from app import cli as brisa_cli
+from tests.conftest import FUNCTIONS_DIR
 from tests.system import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,3 +123,72 @@ def test_a_broken_dag_file_fails_before_any_request(tmp_path, monkeypatch, capsy
     assert f"{path}: line 4: NameError" in err and "cannot reach" not in err
     assert brisa_cli.main(["deploy", str(tmp_path / "missing")]) == 1
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def deployed_versions(client, admin) -> dict:
+    """{name or dag_id: version} of what the database holds, read through the API."""
+    functions = client.get("/api/v1/functions", headers=admin).get_json()["functions"]
+    dags = client.get("/api/v1/dags", headers=admin).get_json()["dags"]
+    return {f["name"]: f["version"] for f in functions} | {d["dag_id"]: d["version"] for d in dags}
+
+
+def test_deploy_local_writes_the_database_and_a_second_time_changes_nothing(backend, client, admin):
+    env_without_http = {"BRISA_URL": f"http://127.0.0.1:{free_port()}", "BRISA_TOKEN": ""}
+    backend.env.update(env_without_http)  # nobody listens there, and no token: not needed
+
+    dry = cli(backend, "deploy", "--local", str(FUNCTIONS_DIR), "--dry-run").stdout
+    assert "+ example_taskflow.fetch" in dry and "+ example_pipeline" in dry
+    assert dry.endswith("to deploy, 0 unchanged (dry run: nothing deployed)\n")
+    assert deployed_versions(client, admin) == {}
+
+    first = cli(backend, "deploy", "--local", str(FUNCTIONS_DIR)).stdout
+    assert "deployed function hello v1" in first and "deployed dag example_taskflow v1" in first
+    after_first = deployed_versions(client, admin)
+    assert {"hello", "example_taskflow.report", "example_pipeline", "example_taskflow"} <= set(
+        after_first
+    )
+    assert set(after_first.values()) == {1}
+
+    second = cli(backend, "deploy", "--local", str(FUNCTIONS_DIR)).stdout
+    assert "0 to deploy" in second and "deployed" not in second
+    assert "= example_taskflow.report" in second
+    assert deployed_versions(client, admin) == after_first
+
+    audit = client.get("/api/v1/audit", headers=admin).get_json()["events"]
+    assert {event["actor"] for event in audit} == {"cli: deploy --local"}
+    assert len(audit) == len(after_first)  # one event per change, none for the second deploy
+
+
+def test_deploy_local_dry_run_shows_a_change_and_applies_nothing(backend, client, admin, tmp_path):
+    cli(backend, "deploy", "--local", str(FUNCTIONS_DIR))
+    folder = tmp_path / "functions"
+    shutil.copytree(FUNCTIONS_DIR, folder)
+    (folder / "hello.py").write_text((folder / "hello.py").read_text() + "\n# edited\n")
+    spec = json.loads((folder / "example_pipeline.json").read_text())
+    spec["schedule"] = "@daily"
+    (folder / "example_pipeline.json").write_text(json.dumps(spec))
+    before = deployed_versions(client, admin)
+
+    plan = cli(backend, "deploy", "--local", str(folder), "--dry-run", "--json").stdout
+    changed = {
+        s["name"]: s["fields"] for s in json.loads(plan)["plan"] if s["status"] != "unchanged"
+    }
+    assert changed == {"hello": ["source"], "example_pipeline": ["schedule"]}
+    assert deployed_versions(client, admin) == before
+
+    applied = cli(backend, "deploy", "--local", str(folder)).stdout
+    assert "deployed function hello v2" in applied and "deployed dag example_pipeline v2" in applied
+    assert deployed_versions(client, admin) == {**before, "hello": 2, "example_pipeline": 2}
+
+
+def test_deploy_local_needs_a_migrated_database_and_no_http_options(tmp_path):
+    env = {**os.environ, "BRISA_VAR_DIR": str(tmp_path / "var"), "PYTHONPATH": str(ROOT)}
+    for key in ("DATABASE_URL", "REDIS_URL", "REDIS_TLS_URL"):
+        env.pop(key, None)
+    args = [sys.executable, "-m", "app", "deploy", "--local", str(FUNCTIONS_DIR)]
+    fresh = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert fresh.returncode == 1 and "run `python -m app migrate`" in fresh.stderr
+    both = subprocess.run(
+        [*args, "--url", "http://example.com"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert both.returncode == 2 and "--url and --token are for HTTP" in both.stderr

@@ -1,6 +1,7 @@
 """Static checks of the deployment files (no Docker engine runs here)."""
 
 import re
+import runpy
 import shlex
 from pathlib import Path
 
@@ -63,6 +64,38 @@ def test_every_variable_compose_sets_is_one_brisa_reads():
             assert f'"{variable}"' in read_by_app or f"'{variable}'" in read_by_app, variable
 
 
+DURATION_UNITS = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 0.000001}
+
+
+def seconds(duration: str) -> float:
+    """A compose duration (``30s``, ``1m30s``, ``1500ms``) in seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|m|s)", duration)
+    assert "".join(number + unit for number, unit in parts) == duration, duration
+    return sum(float(number) * DURATION_UNITS[unit] for number, unit in parts)
+
+
+def test_durations_are_read_as_compose_writes_them():
+    assert seconds("30s") == 30 and seconds("1m30s") == 90 and seconds("1500ms") == 1.5
+
+
+def test_every_brisa_service_has_time_to_stop_gracefully():
+    """SIGKILL comes stop_grace_period after SIGTERM: later than gunicorn's graceful_timeout
+    and the consumers' --shutdown-timeout defaults, and no sooner than Heroku's 30 s."""
+    document = compose()
+    shared = document["x-brisa"]
+    brisa = {name for name, s in document["services"].items() if s.get("build") == shared["build"]}
+    assert brisa == set(BRISA_SERVICES)  # every Brisa service is built from the anchor
+
+    gunicorn = runpy.run_path(str(ROOT / "infra/gunicorn.conf.py"))["graceful_timeout"]
+    procfile = (ROOT / "Procfile").read_text()
+    shutdowns = re.findall(r"--shutdown-timeout (?:\$\{\w+:-)?(\d+(?:\.\d+)?)", procfile)
+    assert len(shutdowns) == 2  # worker and clock
+    slowest_stop = max(gunicorn, *map(float, shutdowns))
+    for name in brisa:
+        grace = seconds(document["services"][name]["stop_grace_period"])
+        assert grace >= 30 and grace > slowest_stop, (name, grace, slowest_stop)
+
+
 def test_dockerfile_copies_paths_that_exist():
     dockerfile = (ROOT / "infra/Dockerfile").read_text()
     sources = re.findall(r"^COPY\s+(.+?)\s+\S+$", dockerfile, flags=re.MULTILINE)
@@ -110,3 +143,13 @@ def test_heroku_tls_redis_skips_verifying_its_self_signed_certificate():
         == "rediss://h:1/0?ssl_cert_reqs=required"
     )
     assert redis_url("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_app_json_postdeploy_deploys_through_the_database():
+    """postdeploy runs in a one-off dyno: DATABASE_URL is set, no web process is reachable."""
+    from app.cli import _parser
+
+    words = shlex.split(app_json()["scripts"]["postdeploy"])
+    assert words[:3] == ["python", "-m", "app"]
+    args = _parser().parse_args(words[3:])
+    assert args.command == "deploy" and args.local and (ROOT / args.path).is_dir()
