@@ -73,22 +73,22 @@ def _current_spec(dag: Dag) -> dict:
 def task_finished(run_id: int, downstream: list[str], branch=None) -> None:
     """After a task's try reached a final state: decide its successors, then the run. With
     ``branch``, the direct successors it did not choose are skipped."""
-    queued = 0
+    unfinished = 0
     with db.atomic():
         if branch is not None:
             for ti in _waiting(run_id, [t for t in downstream if t not in branch]):
                 if states.mark_not_run(ti, TaskState.SKIPPED):
-                    queued += evaluate(run_id, ti.downstream)
-        queued += evaluate(run_id, downstream)
-    if not queued:  # a task just queued is unfinished: the run cannot be over
+                    unfinished += evaluate(run_id, ti.downstream)
+        unfinished += evaluate(run_id, downstream)
+    if not unfinished:  # a successor queued or still waiting: the run cannot be over
         maybe_finish_run(run_id)
 
 
 def evaluate(run_id: int, task_ids: list[str]) -> int:
     """Queue, skip or fail each of ``task_ids`` still waiting (state none) whose trigger rule
     can now be decided; a task decided as not to run has its own successors evaluated.
-    Returns how many tasks it queued."""
-    pending, queued = list(task_ids), 0
+    Returns how many of them it queued or left waiting."""
+    pending, unfinished = list(task_ids), 0
     while pending:
         candidates = _waiting(run_id, pending)
         upstream_states = _states(run_id, {u for ti in candidates for u in ti.upstream})
@@ -98,11 +98,13 @@ def evaluate(run_id: int, task_ids: list[str]) -> int:
                 ti.trigger_rule, [upstream_states[u] for u in ti.upstream]
             )
             if decision == "ready":
-                queued += states.queue_task(ti)
+                unfinished += states.queue_task(ti)
             elif decision in (TaskState.UPSTREAM_FAILED, TaskState.SKIPPED):
                 if states.mark_not_run(ti, TaskState(decision)):
                     pending.extend(ti.downstream)
-    return queued
+            else:
+                unfinished += 1
+    return unfinished
 
 
 def _waiting(run_id: int, task_ids: list[str]) -> list[TaskInstance]:

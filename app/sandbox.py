@@ -101,7 +101,7 @@ def run(job: dict, timeout: float, observer: Observer | None = None, key=None) -
     observer = observer or Observer()
     job = {**job, "workdir": tempfile.mkdtemp(prefix="brisa-try-")}
     child = _take_spare() or _Child.fork()
-    threading.Thread(target=_add_spare, daemon=True).start()
+    _ask_for_spare()
     try:
         _running[key] = child.process
         child.jobs.send(job)
@@ -169,6 +169,26 @@ def _close_spares() -> None:
     with _spares_lock:
         while _spares:
             _spares.pop().close()
+
+
+_spare_wanted = threading.Event()
+_spare_maker_pid = None  # the process whose spare-making thread runs (none after a fork)
+
+
+def _ask_for_spare() -> None:
+    global _spare_maker_pid
+    with _spares_lock:
+        if _spare_maker_pid != os.getpid():
+            _spare_maker_pid = os.getpid()
+            threading.Thread(target=_make_spares, name="sandbox-spares", daemon=True).start()
+    _spare_wanted.set()
+
+
+def _make_spares() -> None:
+    while True:
+        _spare_wanted.wait()
+        _spare_wanted.clear()
+        _add_spare()
 
 
 def _add_spare() -> None:

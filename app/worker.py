@@ -103,18 +103,22 @@ def record_outcome(ti: TaskInstance, try_number: int, outcome: sandbox.Outcome) 
     nothing), keep its history, then dispatch its successors if the task is finished;
     returns whether this outcome was the one recorded."""
     error = outcome.error or _bad_branch(ti, outcome.branch)
-    if outcome.skipped:
-        tried, moved = "skipped", states.skip(ti.id, try_number, outcome.error)
-        finished = moved
-    elif outcome.ok and error is None:
-        tried, moved = "success", states.succeed(ti.id, try_number, outcome.result)
-        finished = moved
-    else:
-        delay = retry_delay(try_number, ti.retry_delay, ti.retry_backoff, ti.max_retry_delay)
-        reached = states.fail(ti.id, try_number, ti.max_tries, error, delay)
-        tried, moved, finished = "failed", reached is not None, reached == states.TaskState.FAILED
-    if moved:
-        _keep_try(ti.id, try_number, tried, error, ti.started_at, ti.worker)
+    with db.atomic():  # the new state and its history: one commit
+        if outcome.skipped:
+            tried, moved = "skipped", states.skip(ti.id, try_number, outcome.error)
+            finished = moved
+        elif outcome.ok and error is None:
+            tried, moved = "success", states.succeed(ti.id, try_number, outcome.result)
+            finished = moved
+        else:
+            delay = retry_delay(try_number, ti.retry_delay, ti.retry_backoff, ti.max_retry_delay)
+            reached = states.fail(ti.id, try_number, ti.max_tries, error, delay)
+            tried, moved = "failed", reached is not None
+            finished = reached == states.TaskState.FAILED
+        if moved:
+            _keep_try(ti.id, try_number, tried, error, ti.started_at, ti.worker)
+    # Dispatch reads the successors' upstream states only after this commit: of two
+    # upstream tasks finishing at once, the later to commit sees both (app/dispatch.py).
     if finished:
         dispatch.task_finished(ti.run_id, ti.downstream, branch=outcome.branch)
     return moved
