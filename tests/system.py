@@ -58,7 +58,7 @@ def wait_until_up(base: str, processes, timeout: float = 30) -> None:
         try:
             if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or no worker answering yet
             pass
         time.sleep(0.2)
     raise AssertionError("web did not become ready")
@@ -91,10 +91,12 @@ class System:
     processes: list  # web, worker, clock
     env: dict  # their environment, to start more of them
 
-    def start(self, process_type: str, output=None):
-        """One more Procfile process (a second worker or clock), stopped with the rest."""
+    def start(self, process_type: str, output=None, extra_env=None):
+        """One more Procfile process (a second worker or clock), stopped with the rest;
+        ``extra_env`` is added to its environment (e.g. another BRISA_WORKER_THREADS)."""
         command = devserver.read_procfile(ROOT / "Procfile")[process_type]
-        self.processes.append(devserver.start(command, self.env, output=output))
+        env = {**self.env, **(extra_env or {})}
+        self.processes.append(devserver.start(command, env, output=output))
         return self.processes[-1]
 
 
