@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from app.db import Compiled, Slot
 from app.errors import Forbidden, Invalid, NotFound, Unauthorized
 from app.models import ApiToken
 from app.timeutil import utcnow
@@ -43,12 +44,17 @@ def identify(header: str | None, admin_token: str | None) -> Principal:
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
         return Principal("admin", "BRISA_ADMIN_TOKEN")
     # The lookup is by hash, so timing reveals nothing about the token itself.
-    row = ApiToken.get_or_none(ApiToken.token_hash == hash_token(token))
+    row = _BY_HASH.first(token_hash=hash_token(token))
     if row is None or row.revoked_at is not None:
         raise Unauthorized("unknown or revoked token")
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise Unauthorized("the token has expired")
     return Principal(row.role, describe(row))
+
+
+_BY_HASH = Compiled(  # asked on every request: compiled (app/db.py)
+    lambda: ApiToken.select().where(ApiToken.token_hash == Slot("token_hash")).limit(1)
+)
 
 
 def describe(row: ApiToken) -> str:

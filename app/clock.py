@@ -109,9 +109,7 @@ def tick(
         "reaped": reap_dead_tries(now - timedelta(seconds=heartbeat_timeout_s)) if reap else 0,
         "reconciled": dispatch.reconcile_stalled_runs(),
         "timed_out": time_out_runs(now),
-        "runs_created": sum(
-            scheduler.schedule_dag(d, now, schedule_run_at) for d in scheduler.due_dags(now)
-        ),
+        "runs_created": scheduler.schedule_due(now, schedule_run_at),
         "requeued": requeue_lost_messages(now - timedelta(seconds=queued_timeout_s), now),
         "retries_released": release_due_retries(now),
     }

@@ -8,7 +8,7 @@ import peewee
 
 from app import crypto, dispatch, functions, pools, schedule, webhooks
 from app.dagspec import DagSpec, SpecInvalid, parse_dag_spec
-from app.db import db
+from app.db import Compiled, Slot, db
 from app.errors import Conflict, Invalid, NotFound
 from app.models import Dag, DagRun, DagVersion
 from app.timeutil import utcnow
@@ -88,15 +88,26 @@ def webhook_secret(dag: Dag) -> str:
 
 
 def get(dag_id: str) -> Dag:
-    dag = Dag.get_or_none(Dag.dag_id == dag_id)
+    dag = _BY_DAG_ID.first(dag_id=dag_id)
     if dag is None:
         raise NotFound(f"no DAG {dag_id!r}")
     return dag
 
 
 def current_version(dag: Dag) -> DagVersion | None:
-    query = DagVersion.select().where(DagVersion.dag == dag)
-    return query.order_by(DagVersion.version.desc()).first()
+    return _CURRENT_VERSION.first(dag_pk=dag.id)
+
+
+# Asked on every trigger and webhook delivery: compiled (app/db.py).
+_BY_DAG_ID = Compiled(lambda: Dag.select().where(Dag.dag_id == Slot("dag_id")).limit(1))
+_CURRENT_VERSION = Compiled(
+    lambda: (
+        DagVersion.select()
+        .where(DagVersion.dag == Slot("dag_pk"))
+        .order_by(DagVersion.version.desc())
+        .limit(1)
+    )
+)
 
 
 def current_versions():

@@ -10,6 +10,8 @@ racing, the one that commits last sees both and only one of them queues the succ
 import logging
 from datetime import datetime
 
+from peewee import fn
+
 from app import queue, states, trigger_rules
 from app.db import Compiled, CompiledIn, Slot, db, is_postgres
 from app.models import Dag, DagRun, DagVersion, TaskInstance
@@ -29,13 +31,20 @@ def start_run(run_id: int, timeout_s: float | None = None) -> bool:
     out after the commit of the enclosing transaction)."""
     if not states.start_run(run_id, timeout_s):
         return False
-    for ti in TaskInstance.select().where(TaskInstance.run == run_id):
+    for ti in _TASKS_OF_RUN.rows(run_id=run_id):
         if not ti.upstream:
             states.queue_task(ti)
     return True
 
 
-def start_queued_runs(dag_pk: int) -> list[int]:
+_TASKS_OF_RUN = Compiled(
+    lambda: TaskInstance.select(
+        TaskInstance.id, TaskInstance.try_number, TaskInstance.upstream
+    ).where(TaskInstance.run == Slot("run_id"))
+)
+
+
+def start_queued_runs(dag_pk: int, spec: dict | None = None) -> list[int]:
     """Start the DAG's oldest queued runs while fewer than its max_active_runs are running;
     none while it is paused. Starters of one DAG are serialised by an advisory lock (on
     SQLite, by the write lock every transaction takes): run starts are rare, task hand-offs
@@ -44,29 +53,40 @@ def start_queued_runs(dag_pk: int) -> list[int]:
     with db.atomic():
         if is_postgres():
             db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (RUN_START_LOCK, dag_pk))
-        dag = Dag.get_or_none(Dag.id == dag_pk)
-        if dag is None or dag.paused:
+        paused = _PAUSED.first(dag_pk=dag_pk)
+        if paused is None or paused[0]:
             return []
-        spec = _current_spec(dag)
-        running = (
-            DagRun.select()
-            .where((DagRun.dag == dag) & (DagRun.state == str(RunState.RUNNING)))
-            .count()
-        )
+        spec = spec or _current_spec(dag_pk)
+        running = _RUNS_IN_STATE.first(dag_pk=dag_pk, state=str(RunState.RUNNING))[0]
         room = spec["max_active_runs"] - running
         if room <= 0:
             return []
-        queued = (
-            DagRun.select(DagRun.id)
-            .where((DagRun.dag == dag) & (DagRun.state == str(RunState.QUEUED)))
-            .order_by(DagRun.logical_date, DagRun.id)
-            .limit(room)
-        )
-        return [run.id for run in queued if start_run(run.id, spec.get("dagrun_timeout"))]
+        queued = _QUEUED_RUNS.rows(dag_pk=dag_pk, room=room)
+        return [run_id for (run_id,) in queued if start_run(run_id, spec.get("dagrun_timeout"))]
 
 
-def _current_spec(dag: Dag) -> dict:
-    query = DagVersion.select(DagVersion.spec).where(DagVersion.dag == dag)
+# Asked on every trigger: compiled (app/db.py).
+_PAUSED = Compiled(lambda: Dag.select(Dag.paused).where(Dag.id == Slot("dag_pk")).tuples())
+_RUNS_IN_STATE = Compiled(
+    lambda: (
+        DagRun.select(fn.COUNT(DagRun.id))
+        .where((DagRun.dag == Slot("dag_pk")) & (DagRun.state == Slot("state")))
+        .tuples()
+    )
+)
+_QUEUED_RUNS = Compiled(
+    lambda: (
+        DagRun.select(DagRun.id)
+        .where((DagRun.dag == Slot("dag_pk")) & (DagRun.state == str(RunState.QUEUED)))
+        .order_by(DagRun.logical_date, DagRun.id)
+        .limit(Slot("room"))
+        .tuples()
+    )
+)
+
+
+def _current_spec(dag_pk: int) -> dict:
+    query = DagVersion.select(DagVersion.spec).where(DagVersion.dag == dag_pk)
     return query.order_by(DagVersion.version.desc()).first().spec
 
 

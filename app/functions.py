@@ -9,7 +9,7 @@ import peewee
 
 from app import runtimes, sandbox
 from app.config import Settings
-from app.db import db
+from app.db import Compiled, Slot, db
 from app.errors import Conflict, Invalid, NotFound
 from app.models import Function, FunctionVersion
 
@@ -228,10 +228,22 @@ def resolve(name: str, number: int | None) -> FunctionVersion:
     """The version a new run pins: ``number``, or the latest."""
     if number is not None:
         return get_version(name, number)
-    version = latest_version(get(name))
+    version = _LATEST_BY_NAME.first(name=name)
     if version is None:
+        get(name)  # raises NotFound for an unknown function
         raise NotFound(f"function {name!r} has no versions")
     return version
+
+
+_LATEST_BY_NAME = Compiled(  # asked on every trigger: compiled (app/db.py)
+    lambda: (
+        FunctionVersion.select(FunctionVersion, Function)
+        .join(Function)
+        .where(Function.name == Slot("name"))
+        .order_by(FunctionVersion.version.desc())
+        .limit(1)
+    )
+)
 
 
 def delete(name: str) -> None:

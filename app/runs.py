@@ -25,12 +25,13 @@ def trigger(
     key=None,
     interval=None,
     trigger=None,
+    dag=None,
 ):
     """Create a run of the DAG's current version, pinned to the function versions it resolves
     now; it starts at once unless max_active_runs is reached or the DAG is paused (then it
     waits ``queued``). ``key`` is an idempotency key: a second trigger with the same key
-    returns the first run, not created (False)."""
-    dag = dags.get(dag_id)
+    returns the first run, not created (False). ``dag``: the Dag, if the caller has it."""
+    dag = dag or dags.get(dag_id)
     version = dags.current_version(dag)
     pinned = _pin_versions(version.spec["tasks"])
     try:
@@ -39,7 +40,7 @@ def trigger(
                 dag, version, None, run_type, logical_date, conf, key, interval, trigger=trigger
             )
             _create_task_instances(run, version.spec["tasks"], pinned)
-            dispatch.start_queued_runs(dag.id)
+            dispatch.start_queued_runs(dag.id, version.spec)
     except peewee.IntegrityError:
         existing = DagRun.get_or_none(DagRun.idempotency_key == key) if key else None
         if existing is None:
@@ -173,6 +174,7 @@ def wait_until_finished(run_id: int, seconds: float) -> DagRun:
     return get(run_id)
 
 
+_RUN = Compiled(lambda: DagRun.select().where(DagRun.id == Slot("run_id")).limit(1))
 _RUN_STATE = Compiled(
     lambda: DagRun.select(DagRun.state).where(DagRun.id == Slot("run_id")).tuples()
 )
@@ -180,20 +182,24 @@ RUN_FINISHED_STATES = {(str(state),) for state in states.RUN_FINISHED}  # as row
 
 
 def get(run_id: int) -> DagRun:
-    run = DagRun.get_or_none(DagRun.id == run_id)
+    run = _RUN.first(run_id=run_id)
     if run is None:
         raise NotFound(f"no run {run_id}")
     return run
 
 
 def task_instances(run: DagRun) -> list[TaskInstance]:
-    query = (
+    return _TASK_INSTANCES.rows(run_id=run.id)
+
+
+_TASK_INSTANCES = Compiled(
+    lambda: (
         TaskInstance.select(TaskInstance, FunctionVersion)
         .join(FunctionVersion)
-        .where(TaskInstance.run == run)
+        .where(TaskInstance.run == Slot("run_id"))
         .order_by(TaskInstance.id)
     )
-    return list(query)
+)
 
 
 def task_instance(run_id: int, task_id: str) -> TaskInstance:

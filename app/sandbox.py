@@ -282,7 +282,7 @@ def _receive(outcome_pipe, process) -> Outcome:
     try:
         kind, payload, *rest = outcome_pipe.recv()
     except (EOFError, OSError):
-        process.join(1)
+        process.join(5)  # its outcome pipe closed: it is gone, the fork server reports how
         return Outcome(False, error=_death(process.exitcode))
     if kind == "ok":
         branch = tuple(rest[0]) if rest[0] is not None else None

@@ -322,3 +322,34 @@ def cancel_run(run_id: int) -> bool:
             return False
         _move_tasks(TaskInstance.run == run_id, TASK_UNFINISHED, T.CANCELLED, finished_at=utcnow())
     return True
+
+
+# In bulk, for the clock's tick (app/scheduling_batch.py) ------------------------------
+
+
+def start_runs(run_ids: list[int], timeout_s: float | None = None) -> list[int]:
+    """``start_run`` for many runs in one UPDATE: queued -> running; returns the ids moved
+    (a run cancelled meanwhile is not)."""
+    now = utcnow()
+    timeout_at = now + timedelta(seconds=timeout_s) if timeout_s else None
+    sources = _check(RUN_TRANSITIONS, [R.QUEUED], R.RUNNING)
+    query = DagRun.update(state=str(R.RUNNING), started_at=now, timeout_at=timeout_at).where(
+        DagRun.id.in_(run_ids) & DagRun.state.in_(sources)
+    )
+    return [run_id for (run_id,) in query.returning(DagRun.id).tuples().execute()]
+
+
+def queue_first_tasks(run_ids: list[int]) -> int:
+    """``queue_task`` for every task with no upstream of the runs just started, in one
+    UPDATE: none -> queued, each starting its next try, enqueued after the commit. Returns
+    how many were queued."""
+    from peewee import Value
+
+    no_upstream = Value([], converter=TaskInstance.upstream.db_value, unpack=False)  # '[]'
+    where = TaskInstance.run.in_(run_ids) & (TaskInstance.upstream == no_upstream)
+    fields = dict(try_number=TaskInstance.try_number + 1, queued_at=utcnow(), next_try_at=None)
+    query = _tasks_update(where, [T.NONE], T.QUEUED, **fields)
+    queued = list(query.returning(TaskInstance.id, TaskInstance.try_number).tuples().execute())
+    if queued:
+        db.after_commit(lambda: [queue.enqueue_task(ti_id, number) for ti_id, number in queued])
+    return len(queued)

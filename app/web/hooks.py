@@ -28,6 +28,7 @@ def deliver(dag_id):
         run_type="webhook",
         key=f"webhook:{dag.id}:{delivery}" if delivery else None,
         trigger=trigger,
+        dag=dag,
     )
     answer = {
         "run_id": run.id,
