@@ -2,13 +2,12 @@
 dispatch queue the successors. Called by huey (``app.queue.run_task_instance``)."""
 
 import dataclasses
+import functools
 import json
 import logging
 import os
 import socket
 import time
-
-from peewee import JOIN
 
 from app import dispatch, metrics, sandbox, secrets, slots, states
 from app.config import current
@@ -159,13 +158,14 @@ def _bad_branch(ti: TaskInstance, branch) -> str | None:
 
 
 def load_task_instance(ti_id: int) -> TaskInstance | None:
-    """The task instance with its run, DAG, function version and function, in one query:
-    everything a try needs but its upstream results and secrets."""
+    """The task instance with its run, in one query: with the function version and the DAG's
+    id (both immutable, so cached), everything a try needs but its upstream results and
+    secrets."""
     return _LOAD.first(ti_id=ti_id)
 
 
 def _load_query():
-    ti, run, version = TaskInstance, DagRun, FunctionVersion
+    ti, run = TaskInstance, DagRun
     return (
         TaskInstance.select(
             *(ti.id, ti.run, ti.dag_pk, ti.task_id, ti.function_version, ti.try_number),
@@ -173,15 +173,8 @@ def _load_query():
             *(ti.args, ti.upstream, ti.downstream, ti.pool),
             *(run.id, run.dag, run.conf, run.logical_date, run.data_interval_start),
             *(run.data_interval_end, run.run_type, run.trigger, run.max_active_tasks),
-            *(Dag.id, Dag.dag_id, Function.id, Function.name),
-            *(version.id, version.function, version.version, version.source, version.handler),
-            *(version.runtime, version.memory_mb, version.env, version.secrets),
         )
         .join(DagRun)
-        .join(Dag, JOIN.LEFT_OUTER)
-        .switch(TaskInstance)
-        .join(FunctionVersion)
-        .join(Function)
         .where(TaskInstance.id == Slot("ti_id"))
         .limit(1)
     )
@@ -190,12 +183,45 @@ def _load_query():
 _LOAD = Compiled(_load_query)
 
 
+def function_version(version_id: int) -> FunctionVersion:
+    """A function version with its function (versions never change: cached per database)."""
+    return _cached_version(db.obj, version_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_version(_database, version_id: int) -> FunctionVersion:
+    return _VERSION.first(version_id=version_id)
+
+
+_VERSION = Compiled(
+    lambda: (
+        FunctionVersion.select(FunctionVersion, Function)
+        .join(Function)
+        .where(FunctionVersion.id == Slot("version_id"))
+        .limit(1)
+    )
+)
+
+
+def dag_id_of(dag_pk: int) -> str:
+    """A DAG's id (it never changes: cached per database)."""
+    return _cached_dag_id(db.obj, dag_pk)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_dag_id(_database, dag_pk: int) -> str:
+    return _DAG_ID.first(dag_pk=dag_pk)[0]
+
+
+_DAG_ID = Compiled(lambda: Dag.select(Dag.dag_id).where(Dag.id == Slot("dag_pk")).tuples())
+
+
 def build_job(ti: TaskInstance, settings) -> dict:
     """What the child needs: the function's source and the event, all plain data."""
-    version, run = ti.function_version, ti.run
+    version, run = function_version(ti.function_version_id), ti.run
     context = {
         "run_id": run.id,
-        "dag_id": run.dag.dag_id if run.dag_id else None,
+        "dag_id": dag_id_of(run.dag_id) if run.dag_id else None,
         "task_id": ti.task_id,
         "try_number": ti.try_number,
         "max_tries": ti.max_tries,
