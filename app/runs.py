@@ -127,15 +127,19 @@ def _create_run(dag, version, function, run_type, logical_date, conf, key, inter
 
 def _create_task_instances(run, tasks: list[dict], pinned: dict[str, FunctionVersion]) -> None:
     """One task instance per task, inserted in batches (a 1,000-task DAG in a few statements)."""
+    for batch in chunked(task_instance_rows(run, tasks, pinned), INSERT_BATCH):
+        TaskInstance.insert_many(batch).execute()
+
+
+def task_instance_rows(run, tasks: list[dict], pinned: dict[str, FunctionVersion]) -> list:
+    """The rows of a new run's task instances, one per task, each knowing its downstream."""
     downstream = {t["task_id"]: [] for t in tasks}
     for task in tasks:
         for upstream in task.get("upstream", []):
             downstream[upstream].append(task["task_id"])
-    rows = [
+    return [
         _task_instance_row(run, t, pinned[t["task_id"]], downstream[t["task_id"]]) for t in tasks
     ]
-    for batch in chunked(rows, INSERT_BATCH):
-        TaskInstance.insert_many(batch).execute()
 
 
 def _task_instance_row(run, task: dict, version: FunctionVersion, downstream: list[str]) -> dict:
@@ -170,7 +174,7 @@ def wait_until_finished(run_id: int, seconds: float) -> DagRun:
         if time.monotonic() >= deadline:
             break
         time.sleep(pause)
-        pause = min(pause * 1.5, INVOKE_POLL_S)
+        pause = min(pause * 1.2, INVOKE_POLL_S)
     return get(run_id)
 
 

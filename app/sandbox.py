@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -39,7 +40,6 @@ _running: dict = {}  # key -> the Process of a run() under way, for kill(key)
 log = logging.getLogger(__name__)
 
 TICK_S = 0.25  # how often the observer is asked whether to go on (flush logs, heartbeat)
-DRAIN_S = 0.5  # after the outcome, how long to wait for the rest of the output
 
 
 class _WarmPopen(popen_forkserver.Popen):
@@ -110,7 +110,7 @@ def run(job: dict, timeout: float, observer: Observer | None = None, key=None) -
         return Outcome(False, error=_death(child.process.exitcode))
     finally:
         _running.pop(key, None)
-        child.close()
+        child.close(wait=False)
         shutil.rmtree(job["workdir"], ignore_errors=True)
 
 
@@ -140,11 +140,16 @@ class _Child:
                 handle.close()
         return cls(process, jobs_here, output_here, outcome_here)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Kill the child's process group; then wait for its exit status, here or (not
+        ``wait``) in the background, off the try's path."""
         _kill_group(self.process)
         for handle in (self.jobs, self.output, self.outcome):
             handle.close()
-        self.process.join(5)
+        if wait:
+            self.process.join(5)
+        else:
+            _in_background(lambda: self.process.join(5))
 
 
 _spares: list[_Child] = []
@@ -171,35 +176,38 @@ def _close_spares() -> None:
             _spares.pop().close()
 
 
-_spare_wanted = threading.Event()
-_spare_maker_pid = None  # the process whose spare-making thread runs (none after a fork)
+_chores: queue.SimpleQueue = queue.SimpleQueue()  # done by one background thread
+_chores_pid = None  # the process whose background thread runs (none after a fork)
 
 
 def _ask_for_spare() -> None:
-    global _spare_maker_pid
+    _in_background(_add_spare)
+
+
+def _in_background(chore) -> None:
+    """Do ``chore()`` in this process's sandbox thread: forking spares, reaping children."""
+    global _chores_pid
     with _spares_lock:
-        if _spare_maker_pid != os.getpid():
-            _spare_maker_pid = os.getpid()
-            threading.Thread(target=_make_spares, name="sandbox-spares", daemon=True).start()
-    _spare_wanted.set()
+        if _chores_pid != os.getpid():
+            _chores_pid = os.getpid()
+            threading.Thread(target=_do_chores, name="sandbox-chores", daemon=True).start()
+    _chores.put(chore)
 
 
-def _make_spares() -> None:
+def _do_chores() -> None:
     while True:
-        _spare_wanted.wait()
-        _spare_wanted.clear()
-        _add_spare()
+        chore = _chores.get()
+        try:
+            chore()
+        except Exception:  # noqa: BLE001 - one failed chore must not stop the next
+            log.warning("sandbox chore failed", exc_info=True)
 
 
 def _add_spare() -> None:
     with _spares_lock:
         if len(_spares) >= SPARES:
             return
-    try:
-        child = _Child.fork()
-    except Exception:  # noqa: BLE001 - no spare: the next try forks its own
-        log.warning("could not fork a spare sandbox child", exc_info=True)
-        return
+    child = _Child.fork()  # if it fails, the next try forks its own
     with _spares_lock:
         if len(_spares) < SPARES:
             _spares.append(child)
@@ -266,11 +274,10 @@ def _read_output(output, decoder, observer) -> bool:
 
 
 def _drain(output, decoder, observer) -> None:
-    """Read what the child printed before its outcome arrived, up to EOF or DRAIN_S."""
-    until = time.monotonic() + DRAIN_S
-    while output is not None and time.monotonic() < until:
-        if not multiprocessing.connection.wait([output], timeout=until - time.monotonic()):
-            break
+    """Read what the child printed before its outcome arrived: it flushed its output before
+    sending the outcome (or died), so all of it is already in the socket; what a process it
+    left behind writes later is not waited for (its group is killed next)."""
+    while output is not None and multiprocessing.connection.wait([output], timeout=0):
         if not _read_output(output, decoder, observer):
             break
     tail = decoder.decode(b"", final=True)

@@ -35,7 +35,10 @@ def main(jobs, output, outcome) -> None:
         job = jobs.recv()
         jobs.close()
         _confine(job, job["workdir"])
-        outcome.send(_run(job))
+        result = _run(job)
+        sys.stdout.flush()  # the output is in the socket before the outcome is sent
+        sys.stderr.flush()
+        outcome.send(result)
     except EOFError:  # never given a job: a spare the worker let go
         pass
     finally:

@@ -190,22 +190,10 @@ def _insert_task_instances(created: list[DagRun], specs: dict, pins: dict) -> No
     rows = [
         row
         for run in created
-        for row in task_instance_rows(run, specs[run.dag_id]["tasks"], pins[run.dag_id])
+        for row in runs.task_instance_rows(run, specs[run.dag_id]["tasks"], pins[run.dag_id])
     ]
     for batch in chunked(rows, ROWS_PER_INSERT):
         TaskInstance.insert_many(batch).as_rowcount().execute()
-
-
-def task_instance_rows(run, tasks: list[dict], pinned: dict[str, FunctionVersion]) -> list:
-    """The rows of a new run's task instances, one per task, each knowing its downstream."""
-    downstream = {t["task_id"]: [] for t in tasks}
-    for task in tasks:
-        for upstream in task.get("upstream", []):
-            downstream[upstream].append(task["task_id"])
-    return [
-        runs._task_instance_row(run, t, pinned[t["task_id"]], downstream[t["task_id"]])
-        for t in tasks
-    ]
 
 
 def _move_next_run_at(plans: list[Plan]) -> None:

@@ -10,7 +10,7 @@ commit that made their task ``queued`` (``db.after_commit``).
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from peewee import Case
+from peewee import Case, Value
 
 from app import queue
 from app.db import Compiled, Slot, db
@@ -343,8 +343,6 @@ def queue_first_tasks(run_ids: list[int]) -> int:
     """``queue_task`` for every task with no upstream of the runs just started, in one
     UPDATE: none -> queued, each starting its next try, enqueued after the commit. Returns
     how many were queued."""
-    from peewee import Value
-
     no_upstream = Value([], converter=TaskInstance.upstream.db_value, unpack=False)  # '[]'
     where = TaskInstance.run.in_(run_ids) & (TaskInstance.upstream == no_upstream)
     fields = dict(try_number=TaskInstance.try_number + 1, queued_at=utcnow(), next_try_at=None)
