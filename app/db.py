@@ -3,6 +3,7 @@
 import logging
 import sqlite3
 import time
+import weakref
 from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlparse
@@ -140,10 +141,12 @@ class Compiled:
 
     def _get(self):
         compiled = self._compiled
-        if compiled is None or compiled[0] is not db.obj:
+        if compiled is None or compiled[0]() is not db.obj:
             query = self.build()
             sql, params = query.sql()
-            compiled = self._compiled = (db.obj, query, sql, params)
+            # A weak reference: a database the process has moved on from (tests bind a new
+            # one each time) is freed with its pool of connections.
+            compiled = self._compiled = (weakref.ref(db.obj), query, sql, params)
         return compiled[1:]
 
     def _execute(self, values: dict):
@@ -184,3 +187,13 @@ class CompiledIn:
             compiled = Compiled(lambda: self.build(id_slots, **slots))
             self._by_length[len(ids)] = compiled
         return compiled.rows(**values, **{f"_id{i}": v for i, v in enumerate(ids)})
+
+
+def cache_of(name: str, size: int = 1024) -> dict:
+    """A dict kept on the bound database object, for rows that never change (a function
+    version, a DAG's id): it goes when the database goes, and is emptied past ``size``."""
+    caches = db.obj.__dict__.setdefault("_brisa_caches", {})
+    cache = caches.setdefault(name, {})
+    if len(cache) >= size:
+        cache.clear()
+    return cache

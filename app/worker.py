@@ -2,7 +2,6 @@
 dispatch queue the successors. Called by huey (``app.queue.run_task_instance``)."""
 
 import dataclasses
-import functools
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ from app.db import (
     Compiled,
     CompiledIn,
     Slot,
+    cache_of,
     db,
     discard_connection,
     ensure_bound,
@@ -185,12 +185,10 @@ _LOAD = Compiled(_load_query)
 
 def function_version(version_id: int) -> FunctionVersion:
     """A function version with its function (versions never change: cached per database)."""
-    return _cached_version(db.obj, version_id)
-
-
-@functools.lru_cache(maxsize=1024)
-def _cached_version(_database, version_id: int) -> FunctionVersion:
-    return _VERSION.first(version_id=version_id)
+    cache = cache_of("function_versions")
+    if version_id not in cache:
+        cache[version_id] = _VERSION.first(version_id=version_id)
+    return cache[version_id]
 
 
 _VERSION = Compiled(
@@ -205,12 +203,10 @@ _VERSION = Compiled(
 
 def dag_id_of(dag_pk: int) -> str:
     """A DAG's id (it never changes: cached per database)."""
-    return _cached_dag_id(db.obj, dag_pk)
-
-
-@functools.lru_cache(maxsize=1024)
-def _cached_dag_id(_database, dag_pk: int) -> str:
-    return _DAG_ID.first(dag_pk=dag_pk)[0]
+    cache = cache_of("dag_ids")
+    if dag_pk not in cache:
+        cache[dag_pk] = _DAG_ID.first(dag_pk=dag_pk)[0]
+    return cache[dag_pk]
 
 
 _DAG_ID = Compiled(lambda: Dag.select(Dag.dag_id).where(Dag.id == Slot("dag_pk")).tuples())
