@@ -90,28 +90,34 @@ def _current_spec(dag_pk: int) -> dict:
     return query.order_by(DagVersion.version.desc()).first().spec
 
 
-def task_finished(run_id: int, downstream: list[str], branch=None) -> None:
+def task_finished(run_id: int, downstream: list[str], branch=None, known=None) -> None:
     """After a task's try reached a final state: decide its successors, then the run. With
-    ``branch``, the direct successors it did not choose are skipped."""
+    ``branch``, the direct successors it did not choose are skipped. ``known``: states the
+    caller has just committed ({task_id: state}), not read again."""
+    known = dict(known or {})
     unfinished = 0
     with db.atomic():
         if branch is not None:
             for ti in _waiting(run_id, [t for t in downstream if t not in branch]):
                 if states.mark_not_run(ti, TaskState.SKIPPED):
-                    unfinished += evaluate(run_id, ti.downstream)
-        unfinished += evaluate(run_id, downstream)
+                    known[ti.task_id] = str(TaskState.SKIPPED)
+                    unfinished += evaluate(run_id, ti.downstream, known)
+        unfinished += evaluate(run_id, downstream, known)
     if not unfinished:  # a successor queued or still waiting: the run cannot be over
         maybe_finish_run(run_id)
 
 
-def evaluate(run_id: int, task_ids: list[str]) -> int:
+def evaluate(run_id: int, task_ids: list[str], known: dict | None = None) -> int:
     """Queue, skip or fail each of ``task_ids`` still waiting (state none) whose trigger rule
     can now be decided; a task decided as not to run has its own successors evaluated.
-    Returns how many of them it queued or left waiting."""
+    Upstream states are read afresh, but for those in ``known`` (committed by the caller: a
+    chain's next task needs no read). Returns how many it queued or left waiting."""
+    known = {} if known is None else known
     pending, unfinished = list(task_ids), 0
     while pending:
         candidates = _waiting(run_id, pending)
-        upstream_states = _states(run_id, {u for ti in candidates for u in ti.upstream})
+        needed = {u for ti in candidates for u in ti.upstream} - known.keys()
+        upstream_states = {**known, **_states(run_id, needed)}
         pending = []
         for ti in candidates:
             decision = trigger_rules.evaluate(
@@ -121,6 +127,7 @@ def evaluate(run_id: int, task_ids: list[str]) -> int:
                 unfinished += states.queue_task(ti)
             elif decision in (TaskState.UPSTREAM_FAILED, TaskState.SKIPPED):
                 if states.mark_not_run(ti, TaskState(decision)):
+                    known[ti.task_id] = str(decision)
                     pending.extend(ti.downstream)
             else:
                 unfinished += 1

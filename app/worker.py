@@ -119,7 +119,8 @@ def record_outcome(ti: TaskInstance, try_number: int, outcome: sandbox.Outcome) 
     # Dispatch reads the successors' upstream states only after this commit: of two
     # upstream tasks finishing at once, the later to commit sees both (app/dispatch.py).
     if finished:
-        dispatch.task_finished(ti.run_id, ti.downstream, branch=outcome.branch)
+        known = {ti.task_id: tried}  # success, skipped or failed: the state just committed
+        dispatch.task_finished(ti.run_id, ti.downstream, branch=outcome.branch, known=known)
     return moved
 
 
