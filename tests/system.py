@@ -1,6 +1,8 @@
 """The Procfile's processes as real subprocesses, for the end-to-end tests and the benchmarks."""
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -73,6 +75,17 @@ def deploy_examples_over_http(base: str) -> None:
         spec = json.loads(path.read_text())
         response = requests.post(f"{base}/api/v1/dags", json=spec, headers=AUTH, timeout=30)
         assert response.status_code == 201, response.text
+
+
+def github_headers(secret: str, body: bytes, delivery: str) -> dict:
+    """The headers of a GitHub-signed webhook delivery of ``body``."""
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "X-Hub-Signature-256": signature,
+        "X-GitHub-Delivery": delivery,
+        "X-GitHub-Event": "push",
+        "Content-Type": "application/json",
+    }
 
 
 def wait_for_state(base: str, run_id: int, timeout: float = 60, poll_s: float = 0.1) -> dict:

@@ -7,7 +7,6 @@ database and queues (``bound_to``). The tick is timed in this process, as the cl
 
 import contextlib
 import hashlib
-import hmac
 import json
 import statistics
 import threading
@@ -27,7 +26,7 @@ from app.states import RUN_FINISHED
 from app.timeutil import utcnow
 from tests.bench.measure import latency_summary, percentile
 from tests.conftest import wait_for_run
-from tests.system import AUTH
+from tests.system import AUTH, github_headers
 
 NOOP = "def handler(event, context):\n    return None\n"
 FIB = """
@@ -233,16 +232,6 @@ def create_hooked_dag(base: str) -> str:
     answer = requests.post(f"{base}/api/v1/dags", json=spec, headers=AUTH, timeout=30)
     assert answer.status_code == 201, answer.text
     return answer.json()["webhook_secret"]
-
-
-def github_headers(secret: str, body: bytes, delivery: str) -> dict:
-    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {
-        "X-Hub-Signature-256": signature,
-        "X-GitHub-Delivery": delivery,
-        "X-GitHub-Event": "push",
-        "Content-Type": "application/json",
-    }
 
 
 def deliver_all(url: str, secret: str, deliveries: int, clients: int) -> tuple[list, float]:

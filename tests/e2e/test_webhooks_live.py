@@ -1,7 +1,5 @@
 """Signed webhooks against real gunicorn and a real worker, on Postgres + Redis."""
 
-import hashlib
-import hmac
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -10,19 +8,9 @@ import pytest
 import requests
 
 from app import webhooks
-from tests.system import AUTH, procfile_system, wait_for_state
+from tests.system import AUTH, github_headers, procfile_system, wait_for_state
 
 ECHO = "def handler(event, context):\n    return event['conf']\n"
-
-
-def github_headers(secret: str, body: bytes, delivery: str) -> dict:
-    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {
-        "X-Hub-Signature-256": signature,
-        "X-GitHub-Delivery": delivery,
-        "X-GitHub-Event": "push",
-        "Content-Type": "application/json",
-    }
 
 
 @pytest.mark.e2e
