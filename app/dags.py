@@ -153,7 +153,11 @@ def delete(dag_id: str) -> None:
 
 def spec_of(dag: Dag) -> DagSpec:
     version = DagVersion.select().where(DagVersion.dag == dag).order_by(DagVersion.version.desc())
-    data = version.first().spec
+    return parse_stored(version.first().spec)
+
+
+def parse_stored(data: dict) -> DagSpec:
+    """A stored DAG version's spec, parsed (it was valid when it was stored)."""
     return parse_dag_spec(data, _functions_named_in(data))
 
 

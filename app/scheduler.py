@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from peewee import chunked
 
 from app import dags, runs, schedule, scheduling_batch
-from app.dagspec import DagSpec, parse_dag_spec
+from app.dagspec import DagSpec
 from app.models import Dag
 from app.scheduling_batch import DueDag, Plan
 
@@ -43,7 +43,7 @@ def plan(dag: DueDag, now: datetime, timings: dict) -> Plan:
     before the next tick. ``timings`` keeps the answers of app/schedule.py by their inputs
     for the DAGs that follow: croniter costs about a millisecond a DAG, and DAGs due at one
     tick often share a schedule."""
-    spec = parse_dag_spec(dag.spec, dags._functions_named_in(dag.spec))
+    spec = dags.parse_stored(dag.spec)
     key = _timing_inputs(spec, dag)
     if key not in timings:
         timings[key] = _timing(spec, dag.last_scheduled, now, dag.created_at)

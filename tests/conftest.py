@@ -5,6 +5,7 @@ Locally, a backend whose server is not running is skipped; in CI (CI=true) it is
 
 import json
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -185,3 +186,13 @@ def deploy_examples(client, headers) -> None:
         spec = json.loads(path.read_text())
         response = client.put(f"/api/v1/dags/{spec['dag_id']}", json=spec, headers=headers)
         assert response.status_code in (200, 201), response.get_json()
+
+
+def edited_examples(folder: Path) -> Path:
+    """A copy of functions/ in ``folder`` with one function and one DAG changed."""
+    shutil.copytree(FUNCTIONS_DIR, folder)
+    (folder / "hello.py").write_text((folder / "hello.py").read_text() + "\n# edited\n")
+    spec = json.loads((folder / "example_pipeline.json").read_text())
+    spec["schedule"] = "@daily"
+    (folder / "example_pipeline.json").write_text(json.dumps(spec))
+    return folder

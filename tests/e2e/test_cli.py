@@ -3,7 +3,6 @@ app`` run as a user runs it, with BRISA_URL and BRISA_TOKEN."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -11,7 +10,7 @@ import threading
 import pytest
 import requests
 
-from tests.conftest import FUNCTIONS_DIR
+from tests.conftest import FUNCTIONS_DIR, edited_examples
 from tests.system import ADMIN_TOKEN, AUTH, ROOT, free_port, procfile_system
 
 pytestmark = pytest.mark.e2e
@@ -109,12 +108,7 @@ def test_deploying_a_folder_twice_changes_nothing_the_second_time(deployed):
 
 def test_a_dry_run_shows_the_change_and_deploys_nothing(deployed, tmp_path):
     base = deployed
-    folder = tmp_path / "functions"
-    shutil.copytree(FUNCTIONS_DIR, folder)
-    (folder / "hello.py").write_text((folder / "hello.py").read_text() + "\n# edited\n")
-    spec = json.loads((folder / "example_pipeline.json").read_text())
-    spec["schedule"] = "@daily"
-    (folder / "example_pipeline.json").write_text(json.dumps(spec))
+    folder = edited_examples(tmp_path / "functions")
     before = versions(base)
 
     plan = cli(base, "deploy", str(folder), "--dry-run").stdout

@@ -6,7 +6,6 @@ tests/e2e/test_cli.py."""
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app import cli as brisa_cli
-from tests.conftest import FUNCTIONS_DIR
+from tests.conftest import FUNCTIONS_DIR, edited_examples
 from tests.system import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,12 +160,7 @@ def test_deploy_local_writes_the_database_and_a_second_time_changes_nothing(back
 
 def test_deploy_local_dry_run_shows_a_change_and_applies_nothing(backend, client, admin, tmp_path):
     cli(backend, "deploy", "--local", str(FUNCTIONS_DIR))
-    folder = tmp_path / "functions"
-    shutil.copytree(FUNCTIONS_DIR, folder)
-    (folder / "hello.py").write_text((folder / "hello.py").read_text() + "\n# edited\n")
-    spec = json.loads((folder / "example_pipeline.json").read_text())
-    spec["schedule"] = "@daily"
-    (folder / "example_pipeline.json").write_text(json.dumps(spec))
+    folder = edited_examples(tmp_path / "functions")
     before = deployed_versions(client, admin)
 
     plan = cli(backend, "deploy", "--local", str(folder), "--dry-run", "--json").stdout
