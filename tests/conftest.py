@@ -16,10 +16,13 @@ import peewee
 import pytest
 import redis
 
-from app import clock, config, db, migrations, queue
+from app import broker as queue
+from app import config
+from app.clock import periodic as clock
 from app.config import Settings, load_settings
-from app.models import DagRun
-from app.states import RUN_FINISHED
+from app.store import db, migrations
+from app.store.models import DagRun
+from app.store.transitions import RUN_FINISHED
 
 IN_CI = os.environ.get("CI") == "true"
 POSTGRES_URL = os.environ.get(

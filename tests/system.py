@@ -15,7 +15,7 @@ from pathlib import Path
 import redis
 import requests
 
-from app import devserver
+from app.cli import devserver
 from tests.conftest import (
     ADMIN_TOKEN,
     FUNCTIONS_DIR,

@@ -8,10 +8,10 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from app import db as database
-from app import logs
+from app import log_setup as logs
 from app.config import Settings, current
-from app.errors import BrisaError
+from app.domain.errors import BrisaError
+from app.store import db as database
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,12 @@ from urllib.parse import urlparse
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from app import audit, auth, dags, functions, pools, runs, secrets, webhooks
-from app.errors import BadRequest, Invalid, UnsupportedMediaType
-from app.models import ApiToken, DagRun, FunctionVersion, Pool, Secret, TaskTry
-from app.states import RUN_FINISHED
-from app.timeutil import isoformat
+from app.domain.errors import BadRequest, Invalid, UnsupportedMediaType
+from app.domain.timeutil import isoformat
+from app.engine import audit, auth, dags, functions, pools, runs, webhooks
+from app.engine import secret_store as secrets
+from app.store.models import ApiToken, DagRun, FunctionVersion, Pool, Secret, TaskTry
+from app.store.transitions import RUN_FINISHED
 from app.web import serialize
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -2,8 +2,9 @@
 
 from flask import Blueprint, Response, jsonify
 
-from app import metrics, queue
-from app.db import db
+from app import broker as queue
+from app.engine import metrics
+from app.store.db import db
 
 health = Blueprint("health", __name__)
 

@@ -1,12 +1,12 @@
 """POST /hooks/{dag_id}: a signed delivery starts a run. No bearer token: the signature of
-the raw body is the credential (app/webhooks.py)."""
+the raw body is the credential (app/engine/webhooks.py)."""
 
 import json
 
 from flask import Blueprint, jsonify, request
 
-from app import dags, runs, webhooks
-from app.errors import Conflict
+from app.domain.errors import Conflict
+from app.engine import dags, runs, webhooks
 
 hooks = Blueprint("hooks", __name__)
 

@@ -7,11 +7,12 @@ roles, trigger rules, states, limits) come from the modules that enforce them.
 
 from flask import Blueprint, jsonify
 
-from app import functions, secrets
-from app.auth import ROLES
-from app.dagspec import _ID, PRESETS
-from app.states import RunState, TaskState
-from app.trigger_rules import TRIGGER_RULES
+from app.domain.dagspec import _ID, PRESETS
+from app.domain.trigger_rules import TRIGGER_RULES
+from app.engine import functions
+from app.engine import secret_store as secrets
+from app.engine.auth import ROLES
+from app.store.transitions import RunState, TaskState
 from app.web.api import MAX_PAGE, MAX_WAIT_S
 from app.web.health import PROMETHEUS_TYPE
 

@@ -2,8 +2,16 @@
 
 import hashlib
 
-from app.models import Dag, DagRun, DagVersion, Function, FunctionVersion, TaskInstance, TaskTry
-from app.timeutil import isoformat
+from app.domain.timeutil import isoformat
+from app.store.models import (
+    Dag,
+    DagRun,
+    DagVersion,
+    Function,
+    FunctionVersion,
+    TaskInstance,
+    TaskTry,
+)
 
 
 def function_version(version: FunctionVersion, source: bool = False) -> dict:

@@ -24,10 +24,10 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
-from app import audit, auth, dags, functions, runs
-from app.errors import BrisaError, Invalid, Unauthorized
-from app.models import DagVersion, Function, FunctionVersion
-from app.states import RUN_FINISHED, TASK_FINISHED
+from app.domain.errors import BrisaError, Invalid, Unauthorized
+from app.engine import audit, auth, dags, functions, runs
+from app.store.models import DagVersion, Function, FunctionVersion
+from app.store.transitions import RUN_FINISHED, TASK_FINISHED
 from app.web import ui_auth, ui_data
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 from flask import abort, current_app, request, session
 
-from app import auth
-from app.models import ApiToken
-from app.timeutil import utcnow
+from app.domain.timeutil import utcnow
+from app.engine import auth
+from app.store.models import ApiToken
 
 FINGERPRINT_CHARS = 16
 

@@ -5,10 +5,10 @@ from collections import defaultdict
 
 import peewee
 
-from app import dags
-from app.models import DagRun, FunctionVersion, TaskInstance, TaskTry
-from app.states import RUN_FINISHED, TASK_FINISHED
-from app.timeutil import utcnow
+from app.domain.timeutil import utcnow
+from app.engine import dags
+from app.store.models import DagRun, FunctionVersion, TaskInstance, TaskTry
+from app.store.transitions import RUN_FINISHED, TASK_FINISHED
 
 RECENT_RUNS = 12  # squares per DAG on the DAGs page
 GRID_RUNS = 25  # columns in a DAG's grid

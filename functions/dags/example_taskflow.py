@@ -2,7 +2,7 @@
 `example_taskflow` and one function per task (`example_taskflow.fetch`, ...), each running
 this file with the decorated function as its handler."""
 
-from app.authoring import DAG, task
+from app.cli.authoring import DAG, task
 
 
 @task(retries=1, retry_delay=1)

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from app import devserver
+from app.cli import devserver
 from tests.bench import raw_huey
 from tests.system import ROOT
 
@@ -19,8 +19,8 @@ POLL_S = 0.005
 
 def consumer_command() -> str:
     worker = devserver.read_procfile(ROOT / "Procfile")["worker"]
-    assert "app.queue.huey" in worker, worker
-    return worker.replace("app.queue.huey", "tests.bench.raw_huey.huey")
+    assert "app.broker.huey" in worker, worker
+    return worker.replace("app.broker.huey", "tests.bench.raw_huey.huey")
 
 
 def consumer_env(threads: int, sqlite_path: str | None) -> dict:

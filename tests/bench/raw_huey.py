@@ -1,7 +1,7 @@
 """Bare huey, the engine Brisa is built on: the baseline its figures are divided by.
 
 ``huey_consumer tests.bench.raw_huey.huey`` runs it with the flags of the Procfile's worker
-line (tests/bench/baseline.py starts it). The storage is what app/queue.py would build: Redis
+line (tests/bench/baseline.py starts it). The storage is what app/broker.py would build: Redis
 at BRISA_BENCH_HUEY_REDIS_URL (db 9 by default, never the app's), or huey's SQLite storage
 in the file BRISA_BENCH_HUEY_SQLITE when that is set (the embedded default's baseline).
 """

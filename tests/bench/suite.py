@@ -13,7 +13,8 @@ from pathlib import Path
 
 import redis
 
-from app import db, devserver
+from app.cli import devserver
+from app.store import db
 from tests.bench import baseline, workloads
 from tests.bench.measure import process_tree_memory
 from tests.bench.targets import judge
@@ -73,7 +74,7 @@ QUICK = Sizes(
 )
 
 
-def worker_of(system, huey_instance: str = "app.queue.huey"):
+def worker_of(system, huey_instance: str = "app.broker.huey"):
     """The running Procfile process consuming ``huey_instance`` (the worker, or the clock)."""
     return next(p for p in system.processes if huey_instance in p.args[-1] and p.poll() is None)
 
@@ -155,7 +156,7 @@ def measure_brisa(backend: str, sizes: Sizes, var_dir: Path, output) -> dict:
         replace_worker(system, CHAIN_THREADS, output)
         workloads.invoke_sequential(system.base, 3)  # starts its fork server
         figures["chain40"] = workloads.chain(system.base, sizes.chain, sizes.chain_runs)
-        devserver.stop([worker_of(system), worker_of(system, "app.clock.huey")])
+        devserver.stop([worker_of(system), worker_of(system, "app.clock.periodic.huey")])
         figures["tick"] = workloads.tick(settings, sizes.tick_dags, sizes.tick_due)
     return figures
 

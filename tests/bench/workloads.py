@@ -18,12 +18,14 @@ from itertools import pairwise
 import peewee
 import requests
 
-from app import clock, db, queue
+from app import broker as queue
+from app.clock import periodic as clock
 from app.config import load_settings
-from app.dagspec import parse_dag_spec
-from app.models import Dag, DagRun, DagVersion, TaskInstance
-from app.states import RUN_FINISHED
-from app.timeutil import utcnow
+from app.domain.dagspec import parse_dag_spec
+from app.domain.timeutil import utcnow
+from app.store import db
+from app.store.models import Dag, DagRun, DagVersion, TaskInstance
+from app.store.transitions import RUN_FINISHED
 from tests.bench.measure import latency_summary, percentile
 from tests.conftest import wait_for_run
 from tests.system import AUTH, github_headers
@@ -337,8 +339,8 @@ def remove_tick_dags() -> None:
 
 
 def tick(settings, count: int, due: int) -> dict:
-    """The clock's tick (app/clock.py), in this process, over ``count`` DAGs of which ``due``
-    are due: it creates and starts their runs. Run it with the worker and clock stopped."""
+    """The clock's tick (app/clock/periodic.py), in this process, over ``count`` DAGs of which
+    ``due`` are due: it creates and starts their runs. Run it with the worker and clock stopped."""
     insert_tick_dags(count, due)
     try:
         with db.db.connection_context():

@@ -30,7 +30,7 @@ def handler(event, context):
 """
 
 CALL_STYLE_DAG = """\
-from app.authoring import dag, task
+from app.cli.authoring import dag, task
 
 
 @task

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from app import webhooks
+from app.engine import webhooks
 from tests.system import AUTH, github_headers, procfile_system, wait_for_state
 
 ECHO = "def handler(event, context):\n    return event['conf']\n"

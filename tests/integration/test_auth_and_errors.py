@@ -2,8 +2,8 @@
 
 import pytest
 
-from app import auth
-from app.db import db
+from app.engine import auth
+from app.store.db import db
 
 
 def token(role: str) -> dict:
@@ -26,7 +26,7 @@ def test_a_created_token_works_and_only_its_hash_is_stored(client):
     headers = token("viewer")
     assert client.get("/api/v1/dags", headers=headers).status_code == 200
     raw = headers["Authorization"].split()[1]
-    from app.models import ApiToken
+    from app.store.models import ApiToken
 
     with db.connection_context():
         stored = [row.token_hash for row in ApiToken.select()]
@@ -34,7 +34,7 @@ def test_a_created_token_works_and_only_its_hash_is_stored(client):
 
 
 def test_an_expired_token_is_401(client):
-    from app.models import ApiToken
+    from app.store.models import ApiToken
 
     headers = token("admin")
     with db.connection_context():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app import cli as brisa_cli
+from app.cli import commands as brisa_cli
 from tests.conftest import FUNCTIONS_DIR, edited_examples
 from tests.system import free_port
 
@@ -104,7 +104,7 @@ def test_an_unreachable_server_is_named(monkeypatch, capsys):
 
 
 def test_the_default_address_is_the_local_port(monkeypatch):
-    from app.client import default_url
+    from app.cli.client import default_url
 
     monkeypatch.delenv("BRISA_URL", raising=False)
     monkeypatch.setenv("PORT", "8123")
@@ -116,7 +116,7 @@ def test_the_default_address_is_the_local_port(monkeypatch):
 def test_a_broken_dag_file_fails_before_any_request(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BRISA_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
     path = tmp_path / "broken.py"
-    path.write_text("from app.authoring import DAG\n\nwith DAG('x'):\n    undefined >> 1\n")
+    path.write_text("from app.cli.authoring import DAG\n\nwith DAG('x'):\n    undefined >> 1\n")
     assert brisa_cli.main(["deploy", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"{path}: line 4: NameError" in err and "cannot reach" not in err

@@ -2,10 +2,11 @@
 
 from datetime import timedelta
 
-from app import clock, queue
-from app.db import db
-from app.models import TaskInstance
-from app.timeutil import utcnow
+from app import broker as queue
+from app.clock import periodic as clock
+from app.domain.timeutil import utcnow
+from app.store.db import db
+from app.store.models import TaskInstance
 from tests.conftest import deploy_source, wait_for_run
 
 SOURCE = "def handler(event, context):\n    return 'ran'\n"

@@ -1,11 +1,11 @@
-"""app/db.py's Compiled and CompiledIn: SQL generated once, run with new values, converted
+"""app/store/db.py's Compiled and CompiledIn: SQL generated once, run with new values, converted
 both ways like a peewee query, on every backend."""
 
 from datetime import datetime
 
-from app import db as database
-from app.db import Compiled, CompiledIn, Slot, db
-from app.models import Dag, DagVersion, Pool
+from app.store import db as database
+from app.store.db import Compiled, CompiledIn, Slot, db
+from app.store.models import Dag, DagVersion, Pool
 
 
 def spec_of(dag_id: str) -> Compiled:

@@ -4,10 +4,11 @@ import re
 import time
 from datetime import timedelta
 
-from app import clock, queue
-from app.db import db
-from app.models import TaskInstance
-from app.timeutil import utcnow
+from app import broker as queue
+from app.clock import periodic as clock
+from app.domain.timeutil import utcnow
+from app.store.db import db
+from app.store.models import TaskInstance
 from tests.conftest import deploy_examples, wait_for_run
 
 

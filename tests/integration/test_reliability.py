@@ -4,9 +4,13 @@ a database outage answered with 503."""
 import time
 from datetime import timedelta
 
-from app import clock, db, queue, states, worker
-from app.models import DagRun, TaskInstance, TaskTry
-from app.timeutil import utcnow
+from app import broker as queue
+from app.clock import periodic as clock
+from app.domain.timeutil import utcnow
+from app.store import db
+from app.store import transitions as states
+from app.store.models import DagRun, TaskInstance, TaskTry
+from app.worker import try_runner as worker
 from tests.conftest import ADMIN_TOKEN, backend_env, deploy_source, require_redis
 
 SOURCE = "def handler(event, context):\n    return 1\n"

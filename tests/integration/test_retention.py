@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import pytest
 
-from app import retention
-from app.db import db
-from app.models import DagRun, TaskInstance, TaskLog, TaskTry
-from app.timeutil import utcnow
+from app.domain.timeutil import utcnow
+from app.engine import retention
+from app.store.db import db
+from app.store.models import DagRun, TaskInstance, TaskLog, TaskTry
 from tests.conftest import deploy_examples, wait_for_run
 from tests.integration.test_cli import cli
 

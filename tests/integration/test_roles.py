@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from app import auth
-from app.db import db
+from app.engine import auth
+from app.store.db import db
 
 # The least role each route needs. A new route fails test_the_table_covers_every_route
 # until it is added here.

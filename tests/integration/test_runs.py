@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from app import queue
-from app.db import db
-from app.models import TaskInstance
+from app import broker as queue
+from app.store.db import db
+from app.store.models import TaskInstance
 from tests.conftest import deploy_examples, deploy_source, wait_for_run
 
 
@@ -261,7 +261,7 @@ def test_conf_reaches_the_function_unchanged(client, admin, consumer, conf):
 def test_a_fault_in_brisa_itself_fails_the_try_instead_of_leaving_it_running(
     client, admin, consumer, monkeypatch
 ):
-    from app import worker
+    from app.worker import try_runner as worker
 
     def broken(ti, settings):
         raise RuntimeError("disk on fire")

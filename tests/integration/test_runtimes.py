@@ -10,9 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg2
 import pytest
 
-from app import crypto, sandbox
-from app.db import db
-from app.models import FunctionVersion, Secret
+from app.engine import crypto
+from app.sandbox import supervisor as sandbox
+from app.store.db import db
+from app.store.models import FunctionVersion, Secret
 from tests.conftest import deploy_source, require_postgres, wait_for_run
 
 SQL_URL = os.environ.get("BRISA_RUNTIMES_PG_URL", "postgresql://postgres@127.0.0.1:5432/brisa_rt")

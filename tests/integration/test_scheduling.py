@@ -4,9 +4,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from app import clock, scheduler
-from app.db import db
-from app.models import DagRun
+from app.clock import periodic as clock
+from app.clock import scheduler
+from app.store.db import db
+from app.store.models import DagRun
 from tests.conftest import deploy_source, wait_for_run
 
 START = "2026-01-01T00:00:00Z"
@@ -114,7 +115,7 @@ def test_the_function_sees_its_logical_date_and_data_interval(scheduled_dag, con
     tick(T0 + timedelta(minutes=25))
     (run,) = scheduled_runs()
     assert wait_for_run(run.id).state == "success"
-    from app.models import TaskInstance
+    from app.store.models import TaskInstance
 
     with db.connection_context():
         result = TaskInstance.get(TaskInstance.run == run.id).result

@@ -1,14 +1,16 @@
-"""The tick schedules every due DAG at once (app/scheduling_batch.py), on every backend:
+"""The tick schedules every due DAG at once (app/clock/scheduling_batch.py), on every backend:
 mixed DAGs in one tick, runs that exist already, max_active_runs, missing functions, and
 two ticks racing."""
 
 import threading
 from datetime import datetime, timedelta
 
-from app import clock, queue, scheduler
-from app.db import db
-from app.models import Dag, DagRun, TaskInstance
-from app.scheduling_batch import DueDag
+from app import broker as queue
+from app.clock import periodic as clock
+from app.clock import scheduler
+from app.clock.scheduling_batch import DueDag
+from app.store.db import db
+from app.store.models import Dag, DagRun, TaskInstance
 from tests.conftest import deploy_source
 
 T0 = datetime(2026, 1, 1)

@@ -1,8 +1,8 @@
 """Secrets: stored encrypted, never returned, given only to the functions that list them,
 masked wherever a try could write them."""
 
-from app.db import db
-from app.models import ALL_MODELS
+from app.store.db import db
+from app.store.models import ALL_MODELS
 from tests.conftest import deploy_source, wait_for_run
 
 VALUE = "s3cr3t-value-7f1e"

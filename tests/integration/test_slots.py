@@ -2,8 +2,8 @@
 
 import time
 
-from app.db import db
-from app.models import TaskInstance
+from app.store.db import db
+from app.store.models import TaskInstance
 from tests.conftest import deploy_source, wait_for_run
 
 NAP = "import time\ndef handler(event, context):\n    time.sleep(0.3)\n"

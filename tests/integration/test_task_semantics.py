@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from app import clock
-from app.db import db
-from app.models import DagRun
-from app.timeutil import utcnow
+from app.clock import periodic as clock
+from app.domain.timeutil import utcnow
+from app.store.db import db
+from app.store.models import DagRun
 from tests.conftest import deploy_source, wait_for_run
 
 OK = "def handler(event, context):\n    return 'ok'\n"

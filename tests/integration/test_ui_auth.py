@@ -5,10 +5,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from app import auth, runs
-from app.db import db
-from app.models import ApiToken, Dag
-from app.timeutil import utcnow
+from app.domain.timeutil import utcnow
+from app.engine import auth, runs
+from app.store.db import db
+from app.store.models import ApiToken, Dag
 from tests.conftest import ADMIN_TOKEN, deploy_examples
 
 PAGES = [

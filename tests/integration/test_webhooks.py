@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from app import webhooks
-from app.db import db
-from app.models import DagRun
+from app.engine import webhooks
+from app.store.db import db
+from app.store.models import DagRun
 from tests.conftest import deploy_source, wait_for_run
 
 ECHO = (

@@ -1,12 +1,14 @@
-"""Python-authored DAGs (app/authoring.py): the specs and function payloads they turn into."""
+"""Python-authored DAGs (app/cli/authoring.py): the specs and function payloads they turn into."""
 
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from app import authoring, dagspec, sandbox_child
-from app.authoring import DAG, AuthoringError, dag, task
+from app.cli import authoring
+from app.cli.authoring import DAG, AuthoringError, dag, task
+from app.domain import dagspec
+from app.sandbox import child as sandbox_child
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "functions" / "dags" / "example_taskflow.py"
@@ -149,7 +151,7 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 DAG_FILE = """\
-from app.authoring import DAG, task
+from app.cli.authoring import DAG, task
 
 
 @task
@@ -205,10 +207,10 @@ def test_the_example_dag_is_valid():
 @pytest.mark.parametrize(
     "source, message",
     [
-        ("from app.authoring import DAG\n\nx = 1 / 0\n", r"line 3: ZeroDivisionError"),
-        ("from app.authoring import task\n", "defines no DAG"),
+        ("from app.cli.authoring import DAG\n\nx = 1 / 0\n", r"line 3: ZeroDivisionError"),
+        ("from app.cli.authoring import task\n", "defines no DAG"),
         (
-            "from app.authoring import dag, task\n\n"
+            "from app.cli.authoring import dag, task\n\n"
             "@dag\n"
             "def nested():\n"
             "    @task\n"
@@ -218,7 +220,7 @@ def test_the_example_dag_is_valid():
             "must be defined at the top level",
         ),
         (
-            "from app.authoring import DAG, task\n\n"
+            "from app.cli.authoring import DAG, task\n\n"
             "with DAG('x'):\n"
             "    pass\n\n"
             "with DAG('x'):\n"
@@ -242,7 +244,7 @@ def test_the_same_name_in_two_files_is_refused(tmp_path):
 
 
 def test_only_files_importing_the_module_are_dag_files():
-    assert authoring.is_dag_file("from app.authoring import DAG\n")
-    assert authoring.is_dag_file("import app.authoring\n")
-    assert not authoring.is_dag_file("# from app.authoring import DAG\nimport requests\n")
+    assert authoring.is_dag_file("from app.cli.authoring import DAG\n")
+    assert authoring.is_dag_file("import app.cli.authoring\n")
+    assert not authoring.is_dag_file("# from app.cli.authoring import DAG\nimport requests\n")
     assert not authoring.is_dag_file("def handler(event, context)\n")  # the server says why

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.dagspec import (
+from app.domain.dagspec import (
     PRESETS,
     TRIGGER_RULES,
     DagSpec,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from app.devserver import read_procfile
+from app.cli.devserver import read_procfile
 
 ROOT = Path(__file__).resolve().parents[2]
 BRISA_SERVICES = {"migrate": "release", "web": "web", "worker": "worker", "clock": "clock"}
@@ -135,7 +135,7 @@ def test_the_python_version_is_pinned_for_the_buildpack():
 
 
 def test_heroku_tls_redis_skips_verifying_its_self_signed_certificate():
-    from app.queue import redis_url
+    from app.broker import redis_url
 
     assert redis_url("rediss://:pw@host:6380") == "rediss://:pw@host:6380?ssl_cert_reqs=none"
     assert (
@@ -147,7 +147,7 @@ def test_heroku_tls_redis_skips_verifying_its_self_signed_certificate():
 
 def test_app_json_postdeploy_deploys_through_the_database():
     """postdeploy runs in a one-off dyno: DATABASE_URL is set, no web process is reachable."""
-    from app.cli import _parser
+    from app.cli.commands import _parser
 
     words = shlex.split(app_json()["scripts"]["postdeploy"])
     assert words[:3] == ["python", "-m", "app"]

@@ -1,7 +1,7 @@
 import json
 import logging
 
-from app import logs
+from app import log_setup as logs
 
 
 def test_json_lines_when_asked(monkeypatch, capsys):

@@ -8,8 +8,8 @@ from pathlib import Path
 import peewee
 import pytest
 
-from app import db, migrations
-from app.models import (
+from app.store import db, migrations
+from app.store.models import (
     ALL_MODELS,
     AuditEvent,
     Dag,

@@ -1,6 +1,6 @@
 import pytest
 
-from app.retries import retry_delay
+from app.domain.retries import retry_delay
 
 
 @pytest.mark.parametrize("try_number", [1, 2, 5])

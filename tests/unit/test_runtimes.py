@@ -1,4 +1,4 @@
-"""The pure half of app/runtimes.py: templates and the deploy-time check of a JSON spec."""
+"""The pure half of app/sandbox/runtimes.py: templates and the deploy-time check of a JSON spec."""
 
 import json
 from datetime import UTC, date, datetime
@@ -7,8 +7,8 @@ from uuid import UUID
 
 import pytest
 
-from app import runtimes
-from app.sandbox_child import Failed
+from app.sandbox import runtimes
+from app.sandbox.child import Failed
 
 SCOPE = {
     "conf": {"id": 7, "name": "ada", "items": [1, 2], "nested": {"ok": True}},

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from app import sandbox, sandbox_child
+from app.sandbox import child as sandbox_child
+from app.sandbox import supervisor as sandbox
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FILENAME = "<function demo v1>"
@@ -187,7 +188,7 @@ def test_child_cannot_read_the_workers_environment_from_proc():
     script = textwrap.dedent(
         """\
         import json
-        from app import sandbox
+        from app.sandbox import supervisor as sandbox
 
         source = "def handler(e, c):\\n    return open('/proc/self/environ').read()\\n"
         job = {"source": source, "handler": "handler", "filename": "<f>", "event": {},

@@ -1,4 +1,4 @@
-"""app.schedule: cron fire times in the DAG's timezone, due runs, data intervals, backfill.
+"""app.domain.schedule: cron fire times in the DAG's timezone, due runs, data intervals, backfill.
 
 Every clock is fixed: times are passed in, never read.
 """
@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from app.dagspec import PRESETS, parse_dag_spec
-from app.schedule import (
+from app.domain.dagspec import PRESETS, parse_dag_spec
+from app.domain.schedule import (
     Due,
     backfill_dates,
     cron_for,

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from app import queue, states
-from app.db import db
-from app.models import DagRun, Function, FunctionVersion, TaskInstance
-from app.states import (
+from app import broker as queue
+from app.domain.timeutil import utcnow
+from app.store import transitions as states
+from app.store.db import db
+from app.store.models import DagRun, Function, FunctionVersion, TaskInstance
+from app.store.transitions import (
     RUN_FINISHED,
     RUN_TRANSITIONS,
     TASK_FINISHED,
@@ -20,7 +22,6 @@ from app.states import (
     RunState,
     TaskState,
 )
-from app.timeutil import utcnow
 
 T, R = TaskState, RunState
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
@@ -366,4 +367,4 @@ def test_only_the_states_module_writes_state():
         for path in APP_DIR.rglob("*.py")
         if STATE_WRITE.search(path.read_text())
     }
-    assert writers == {"app/states.py"}
+    assert writers == {"app/store/transitions.py"}

@@ -1,6 +1,6 @@
 import pytest
 
-from app.trigger_rules import FINISHED, TRIGGER_RULES, evaluate
+from app.domain.trigger_rules import FINISHED, TRIGGER_RULES, evaluate
 
 READY, WAIT, UPSTREAM_FAILED, SKIPPED = "ready", "wait", "upstream_failed", "skipped"
 

@@ -6,8 +6,8 @@ import hmac
 
 import pytest
 
-from app import webhooks
-from app.errors import Unauthorized
+from app.domain.errors import Unauthorized
+from app.engine import webhooks
 
 SECRET = webhooks.new_secret()
 BODY = b'{"action": "opened"}'

@@ -1,0 +1,56 @@
+"""Calling back an async invocation's receiver: the run's outcome is POSTed, signed with the
+Standard Webhooks scheme (``webhook-id`` stays the same on every attempt, so a receiver can
+drop repeats), and retried with backoff while the receiver fails."""
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+from app.config import current
+from app.domain.timeutil import isoformat, utcnow
+from app.engine import webhooks
+from app.store.models import DagRun, TaskInstance
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+TIMEOUT_S = 10
+
+
+def payload(run: DagRun) -> dict:
+    ti = TaskInstance.get(TaskInstance.run == run.id)
+    return {
+        "run_id": run.id,
+        "function": run.function.name,
+        "state": run.state,
+        "result": ti.result,
+        "error": ti.error,
+        "finished_at": isoformat(run.finished_at),
+        "url": f"/api/v1/runs/{run.id}",
+    }
+
+
+def deliver(run_id: int, attempt: int) -> bool:
+    """One attempt; returns True when the receiver answered 2xx. A failed attempt schedules
+    the next (1 s, 2 s, 4 s, ... at most 5 minutes apart) until MAX_ATTEMPTS."""
+    from app import queue  # queue registers this module's task
+
+    run = DagRun.get_or_none(DagRun.id == run_id)
+    if run is None or not run.callback_url:
+        return False
+    body = json.dumps(payload(run)).encode()
+    secret = webhooks.callback_secret(current().secret_key)
+    headers = {"Content-Type": "application/json"}
+    headers |= webhooks.standard_headers(secret, f"brisa-run-{run_id}", body)
+    request = urllib.request.Request(run.callback_url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S):
+            return True
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        log.warning("callback of run %s, attempt %d, failed: %s", run_id, attempt, exc)
+    if attempt < MAX_ATTEMPTS:
+        delay = timedelta(seconds=min(2 ** (attempt - 1), 300))
+        queue.schedule_callback(run_id, attempt + 1, utcnow() + delay)
+    return False

@@ -1,0 +1,279 @@
+"""Deciding what runs next: start queued runs (within max_active_runs), queue the successors
+of a finished task by their trigger rules, finish the run when every task is finished, and
+then call its callback and start the DAG's next queued run.
+
+Never locks the run: each finisher commits its own state first, then reads its successors'
+upstream states afresh, then moves a successor by compare-and-set, so of two finishers
+racing, the one that commits last sees both and only one of them queues the successor.
+"""
+
+import logging
+from datetime import datetime
+
+from peewee import fn
+
+from app import broker as queue
+from app.domain import trigger_rules
+from app.domain.timeutil import isoformat, utcnow
+from app.store import transitions as states
+from app.store.db import Compiled, CompiledIn, Slot, db, is_postgres
+from app.store.models import Dag, DagRun, DagVersion, TaskInstance
+from app.store.transitions import RunState, TaskState
+
+FAILED_STATES = {TaskState.FAILED, TaskState.UPSTREAM_FAILED}
+RUN_FAILS_ON = FAILED_STATES | {TaskState.CANCELLED}  # cancelled: a cleared run finishing
+
+log = logging.getLogger(__name__)
+RUN_START_LOCK = 3  # the first key of the advisory lock (app/engine/slots.py uses 1 and 2)
+LONG_IN_LIST = 32
+
+
+def start_run(run_id: int, timeout_s: float | None = None) -> bool:
+    """queued -> running, and queue the run's tasks that have no upstream (the messages go
+    out after the commit of the enclosing transaction)."""
+    if not states.start_run(run_id, timeout_s):
+        return False
+    for ti in _TASKS_OF_RUN.rows(run_id=run_id):
+        if not ti.upstream:
+            states.queue_task(ti)
+    return True
+
+
+_TASKS_OF_RUN = Compiled(
+    lambda: TaskInstance.select(
+        TaskInstance.id, TaskInstance.try_number, TaskInstance.upstream
+    ).where(TaskInstance.run == Slot("run_id"))
+)
+
+
+def start_queued_runs(dag_pk: int, spec: dict | None = None) -> list[int]:
+    """Start the DAG's oldest queued runs while fewer than its max_active_runs are running;
+    none while it is paused. Starters of one DAG are serialised by an advisory lock (on
+    SQLite, by the write lock every transaction takes): run starts are rare, task hand-offs
+    never take it. Not a row lock on the DAG: inserting a run takes a key-share lock on that
+    row (the foreign key), and two triggers upgrading it to FOR UPDATE deadlock."""
+    with db.atomic():
+        if is_postgres():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (RUN_START_LOCK, dag_pk))
+        paused = _PAUSED.first(dag_pk=dag_pk)
+        if paused is None or paused[0]:
+            return []
+        spec = spec or _current_spec(dag_pk)
+        running = _RUNS_IN_STATE.first(dag_pk=dag_pk, state=str(RunState.RUNNING))[0]
+        room = spec["max_active_runs"] - running
+        if room <= 0:
+            return []
+        queued = _QUEUED_RUNS.rows(dag_pk=dag_pk, room=room)
+        return [run_id for (run_id,) in queued if start_run(run_id, spec.get("dagrun_timeout"))]
+
+
+# Asked on every trigger: compiled (app/store/db.py).
+_PAUSED = Compiled(lambda: Dag.select(Dag.paused).where(Dag.id == Slot("dag_pk")).tuples())
+_RUNS_IN_STATE = Compiled(
+    lambda: (
+        DagRun.select(fn.COUNT(DagRun.id))
+        .where((DagRun.dag == Slot("dag_pk")) & (DagRun.state == Slot("state")))
+        .tuples()
+    )
+)
+_QUEUED_RUNS = Compiled(
+    lambda: (
+        DagRun.select(DagRun.id)
+        .where((DagRun.dag == Slot("dag_pk")) & (DagRun.state == str(RunState.QUEUED)))
+        .order_by(DagRun.logical_date, DagRun.id)
+        .limit(Slot("room"))
+        .tuples()
+    )
+)
+
+
+def _current_spec(dag_pk: int) -> dict:
+    query = DagVersion.select(DagVersion.spec).where(DagVersion.dag == dag_pk)
+    return query.order_by(DagVersion.version.desc()).first().spec
+
+
+def task_finished(run_id: int, downstream: list[str], branch=None, known=None) -> None:
+    """After a task's try reached a final state: decide its successors, then the run. With
+    ``branch``, the direct successors it did not choose are skipped. ``known``: states the
+    caller has just committed ({task_id: state}), not read again."""
+    known = dict(known or {})
+    unfinished = 0
+    with db.atomic():
+        if branch is not None:
+            for ti in _waiting(run_id, [t for t in downstream if t not in branch]):
+                if states.mark_not_run(ti, TaskState.SKIPPED):
+                    known[ti.task_id] = str(TaskState.SKIPPED)
+                    unfinished += evaluate(run_id, ti.downstream, known)
+        unfinished += evaluate(run_id, downstream, known)
+    if not unfinished:  # a successor queued or still waiting: the run cannot be over
+        maybe_finish_run(run_id)
+
+
+def evaluate(run_id: int, task_ids: list[str], known: dict | None = None) -> int:
+    """Queue, skip or fail each of ``task_ids`` still waiting (state none) whose trigger rule
+    can now be decided; a task decided as not to run has its own successors evaluated.
+    Upstream states are read afresh, but for those in ``known`` (committed by the caller: a
+    chain's next task needs no read). Returns how many it queued or left waiting."""
+    known = {} if known is None else known
+    pending, unfinished = list(task_ids), 0
+    while pending:
+        candidates = _waiting(run_id, pending)
+        needed = {u for ti in candidates for u in ti.upstream} - known.keys()
+        upstream_states = {**known, **_states(run_id, needed)}
+        pending = []
+        for ti in candidates:
+            decision = trigger_rules.evaluate(
+                ti.trigger_rule, [upstream_states[u] for u in ti.upstream]
+            )
+            if decision == "ready":
+                unfinished += states.queue_task(ti)
+            elif decision in (TaskState.UPSTREAM_FAILED, TaskState.SKIPPED):
+                if states.mark_not_run(ti, TaskState(decision)):
+                    known[ti.task_id] = str(decision)
+                    pending.extend(ti.downstream)
+            else:
+                unfinished += 1
+    return unfinished
+
+
+def _waiting(run_id: int, task_ids: list[str]) -> list[TaskInstance]:
+    return _WAITING.rows(sorted(set(task_ids)), run_id=run_id) if task_ids else []
+
+
+_WAITING = CompiledIn(
+    lambda ids, run_id: TaskInstance.select(
+        *(TaskInstance.id, TaskInstance.task_id, TaskInstance.try_number),
+        *(TaskInstance.upstream, TaskInstance.downstream, TaskInstance.trigger_rule),
+    ).where(
+        (TaskInstance.run == run_id)
+        & TaskInstance.task_id.in_(ids)
+        & (TaskInstance.state == str(TaskState.NONE))
+    )
+)
+
+
+def _states(run_id: int, task_ids: set[str]) -> dict[str, str]:
+    """The state of each of the run's ``task_ids``, in one query. Past a few dozen ids, the
+    whole run's states: building a long ``IN (...)`` costs more than the rows (a join of a
+    1,000-task fan-out is evaluated by each of its 1,000 upstream tasks)."""
+    if not task_ids:
+        return {}
+    if len(task_ids) > LONG_IN_LIST:
+        return dict(_RUN_STATES.rows(run_id=run_id))
+    return dict(_STATES.rows(sorted(task_ids), run_id=run_id))
+
+
+def _states_query(run_id, ids=None):
+    where = TaskInstance.run == run_id
+    if ids is not None:
+        where &= TaskInstance.task_id.in_(ids)
+    return TaskInstance.select(TaskInstance.task_id, TaskInstance.state).where(where).tuples()
+
+
+_STATES = CompiledIn(lambda ids, run_id: _states_query(run_id, ids), longest=LONG_IN_LIST)
+_RUN_STATES = Compiled(lambda: _states_query(Slot("run_id")))
+
+
+def maybe_finish_run(run_id: int) -> None:
+    """Set the run's final state once no task is unfinished (only one finisher's CAS wins)."""
+    task_states = {state for (state,) in _DISTINCT_STATES.rows(run_id=run_id)}
+    if task_states & states.TASK_UNFINISHED:
+        return
+    failed = bool(task_states & RUN_FAILS_ON)
+    if states.finish_run(run_id, RunState.FAILED if failed else RunState.SUCCESS):
+        run_finished(run_id)
+
+
+_DISTINCT_STATES = Compiled(
+    lambda: (
+        TaskInstance.select(TaskInstance.state)
+        .where(TaskInstance.run == Slot("run_id"))
+        .distinct()
+        .tuples()
+    )
+)
+
+
+def reconcile_stalled_runs() -> int:
+    """Runs still running with no task queued, running or waiting to retry: the worker that
+    finished their last task died before dispatching (a SIGKILL between its commit and the
+    next step). Decide their waiting tasks and finish them; returns how many were stalled.
+    Racing a live finisher is harmless: every move is a compare-and-set."""
+    active = [str(s) for s in (TaskState.QUEUED, TaskState.RUNNING, TaskState.UP_FOR_RETRY)]
+    busy = TaskInstance.select(TaskInstance.run).where(TaskInstance.state.in_(active))
+    stalled = DagRun.select(DagRun.id).where(
+        (DagRun.state == str(RunState.RUNNING)) & DagRun.id.not_in(busy)
+    )
+    count = 0
+    for run in stalled:
+        waiting = TaskInstance.select(TaskInstance.task_id).where(
+            (TaskInstance.run == run.id) & (TaskInstance.state == str(TaskState.NONE))
+        )
+        with db.atomic():
+            evaluate(run.id, [ti.task_id for ti in waiting])
+        maybe_finish_run(run.id)
+        count += 1
+    waiting_dags = (
+        DagRun.select(DagRun.dag)
+        .where((DagRun.state == str(RunState.QUEUED)) & DagRun.dag.is_null(False))
+        .distinct()
+    )
+    for row in waiting_dags:  # a queued run whose predecessor's finisher died before starting it
+        start_queued_runs(row.dag_id)
+    return count
+
+
+def run_finished(run_id: int) -> None:
+    """After a run reached its final state (whoever moved it): its callback, then the DAG's
+    next queued run."""
+    run = DagRun.get_by_id(run_id)
+    if run.callback_url:
+        db.after_commit(lambda: queue.schedule_callback(run_id, 1, utcnow()))
+    if run.dag_id is None:
+        return
+    start_queued_runs(run.dag_id)
+    spec = DagVersion.get_by_id(run.dag_version_id).spec
+    callback = spec.get("on_success") if run.state == RunState.SUCCESS else spec.get("on_failure")
+    if callback and run.state != RunState.CANCELLED:
+        try:
+            _call_back(callback, run)
+        except Exception:  # noqa: BLE001 - a broken callback must not undo the run's end
+            log.exception("the %s callback of run %s could not start", callback, run_id)
+
+
+def _call_back(function_name: str, run: DagRun) -> None:
+    from app import runs  # runs builds on dispatch; a callback is a run of its own
+
+    failed = (
+        TaskInstance.select(TaskInstance.task_id)
+        .where(
+            (TaskInstance.run == run.id) & TaskInstance.state.in_([str(s) for s in FAILED_STATES])
+        )
+        .order_by(TaskInstance.id)
+    )
+    summary = {
+        "dag_id": run.dag.dag_id,
+        "run_id": run.id,
+        "state": run.state,
+        "run_type": run.run_type,
+        "logical_date": isoformat(run.logical_date),
+        "failed_tasks": [ti.task_id for ti in failed],
+        "url": f"/api/v1/runs/{run.id}",
+    }
+    runs.invoke(function_name, summary, run_type="callback")
+
+
+def release_retry(ti_id: int, try_number: int, now: datetime | None = None) -> bool:
+    """Queue a try waiting in up_for_retry once its delay has passed (a message that comes
+    early schedules itself again for the right time); True if it was queued."""
+    ti = TaskInstance.get_or_none(
+        (TaskInstance.id == ti_id)
+        & (TaskInstance.try_number == try_number)
+        & (TaskInstance.state == str(TaskState.UP_FOR_RETRY))
+    )
+    if ti is None:
+        return False
+    if ti.next_try_at <= (now or utcnow()):
+        return states.queue_task(ti)
+    queue.schedule_retry(ti_id, try_number, ti.next_try_at)
+    return False

@@ -1,0 +1,268 @@
+"""Deploying functions: validate, check the handler loads, store an immutable version."""
+
+import ast
+import hashlib
+import json
+import re
+
+import peewee
+
+from app.config import Settings
+from app.domain.errors import Conflict, Invalid, NotFound
+from app.sandbox import runtimes
+from app.sandbox import supervisor as sandbox
+from app.store.db import Compiled, Slot, db
+from app.store.models import Function, FunctionVersion
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+RUNTIMES = ("python", "http", "sql", "shell")
+MAX_SOURCE_BYTES = 512 * 1024
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.001, 24 * 3600
+LOAD_CHECK_TIMEOUT_S = 10
+FIELDS = {"name", "source", "handler", "runtime", "timeout", "memory_mb", "env", "secrets"}
+
+
+def deploy(payload, settings: Settings) -> tuple[FunctionVersion, bool]:
+    """Deploy ``payload``; returns (version, created). Identical to the latest version: that
+    version, not created. Raises Invalid with every problem found."""
+    spec = validate(payload, settings)
+    if spec["runtime"] == "python":
+        check_loads(spec, settings)
+    digest = _digest(spec)
+    for _ in range(3):  # two deploys of one name racing: the loser retries with n+1
+        try:
+            return _store(spec, digest)
+        except peewee.IntegrityError:
+            continue
+    raise Conflict(f"function {spec['name']!r} is being deployed concurrently; try again")
+
+
+def validate(payload, settings: Settings) -> dict:
+    if not isinstance(payload, dict):
+        raise Invalid([{"field": "", "message": "the body must be a JSON object"}])
+    errors = [{"field": key, "message": "unknown field"} for key in sorted(set(payload) - FIELDS)]
+    spec = {
+        "name": payload.get("name"),
+        "source": payload.get("source"),
+        "handler": payload.get("handler", "handler"),
+        "runtime": payload.get("runtime", "python"),
+        "timeout": payload.get("timeout", settings.default_timeout_s),
+        "memory_mb": payload.get("memory_mb", settings.default_memory_mb),
+        "env": {} if payload.get("env") is None else payload["env"],
+        "secrets": payload.get("secrets", []),
+    }
+    python = spec["runtime"] == "python"
+    if not python:
+        spec["handler"] = "handler"  # ignored by the other runtimes
+    for field, check in CHECKS:
+        message = check(spec[field])
+        if message:
+            errors.append({"field": field, "message": message})
+    if python and not errors:
+        errors += _source_problems(spec["source"], spec["handler"])
+    elif not python and not {e["field"] for e in errors} & {"source", "runtime", "secrets"}:
+        problems = runtimes.spec_problems(spec["runtime"], spec["source"], spec["secrets"])
+        errors += [{"field": "source", "message": message} for message in problems]
+    if errors:
+        raise Invalid(errors)
+    spec["timeout"] = float(spec["timeout"])
+    return spec
+
+
+def _check_name(value):
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        return "required: letters, digits, '_', '.', '-' (at most 100, not starting with . or -)"
+
+
+def _check_source(value):
+    if not isinstance(value, str) or not value.strip():
+        return "required: the function's source as a string (Python, or a JSON spec)"
+    if len(value.encode()) > MAX_SOURCE_BYTES:
+        return f"over {MAX_SOURCE_BYTES} bytes"
+
+
+def _check_handler(value):
+    if not isinstance(value, str) or not value.isidentifier():
+        return "must be a Python identifier"
+
+
+def _check_runtime(value):
+    if value not in RUNTIMES:
+        return f"must be one of: {', '.join(RUNTIMES)}"
+
+
+def _check_timeout(value):
+    if not _is_number(value) or not MIN_TIMEOUT_S <= value <= MAX_TIMEOUT_S:
+        return f"must be a number of seconds from {MIN_TIMEOUT_S} to {MAX_TIMEOUT_S}"
+
+
+def _check_memory(value):
+    if not isinstance(value, int) or isinstance(value, bool) or not 64 <= value <= 65536:
+        return "must be a whole number of MiB from 64 to 65536"
+
+
+def _check_env(value):
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return "must be an object of string values"
+
+
+def _check_secrets(value):
+    if not isinstance(value, list) or not all(
+        isinstance(name, str) and NAME_PATTERN.match(name) for name in value
+    ):
+        return "must be a list of secret names (letters, digits, '_', '.', '-')"
+    if len(set(value)) != len(value):
+        return "lists a secret twice"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+CHECKS = [
+    ("name", _check_name),
+    ("source", _check_source),
+    ("handler", _check_handler),
+    ("runtime", _check_runtime),
+    ("timeout", _check_timeout),
+    ("memory_mb", _check_memory),
+    ("env", _check_env),
+    ("secrets", _check_secrets),
+]
+
+
+def _source_problems(source: str, handler: str) -> list[dict]:
+    """What can be told without running the code: syntax, and a top-level handler binding."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        where = f" (line {exc.lineno}, column {exc.offset})" if exc.lineno else ""
+        return [{"field": "source", "message": f"SyntaxError: {exc.msg}{where}"}]
+    bound = _top_level_bindings(tree)
+    if handler not in bound:
+        message = f"the source defines no top-level {handler!r}"
+        return [{"field": "handler", "message": message}]
+    if isinstance(bound[handler], ast.Constant | ast.List | ast.Dict | ast.Tuple | ast.Set):
+        return [{"field": "handler", "message": f"{handler!r} is not callable"}]
+    return []
+
+
+def _top_level_bindings(tree: ast.Module) -> dict:
+    bound = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound[node.name] = node
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    bound[target.id] = node.value
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                bound[(alias.asname or alias.name).split(".")[0]] = node
+    return bound
+
+
+def check_loads(spec: dict, settings: Settings) -> None:
+    """Import the module in the sandbox, as a try would, and check the handler is callable."""
+    job = {
+        "source": spec["source"],
+        "handler": spec["handler"],
+        "filename": f"<function {spec['name']}>",
+        "env": spec["env"],
+        "memory_mb": spec["memory_mb"],
+        "result_cap_bytes": settings.result_cap_bytes,
+        "check_only": True,
+    }
+    outcome = sandbox.run(job, LOAD_CHECK_TIMEOUT_S)
+    if not outcome.ok:
+        raise Invalid(
+            [{"field": "source", "message": f"loading the module failed: {outcome.error}"}]
+        )
+
+
+def _digest(spec: dict) -> str:
+    """No secrets hash as before secrets existed: redeploying an unchanged function after
+    the upgrade finds its latest version instead of making a new one."""
+    hashed = {k: v for k, v in spec.items() if k != "secrets" or v}
+    return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()
+
+
+def _store(spec: dict, digest: str) -> tuple[FunctionVersion, bool]:
+    with db.atomic():
+        function, _ = Function.get_or_create(name=spec["name"])
+        latest = latest_version(function)
+        if latest is not None and latest.sha256 == digest:
+            return latest, False
+        version = FunctionVersion.create(
+            function=function,
+            version=(latest.version if latest else 0) + 1,
+            sha256=digest,
+            **{k: v for k, v in spec.items() if k != "name"},
+        )
+        return version, True
+
+
+def latest_version(function: Function) -> FunctionVersion | None:
+    query = FunctionVersion.select().where(FunctionVersion.function == function)
+    return query.order_by(FunctionVersion.version.desc()).first()
+
+
+def get(name: str) -> Function:
+    function = Function.get_or_none(Function.name == name)
+    if function is None:
+        raise NotFound(f"no function named {name!r}")
+    return function
+
+
+def get_version(name: str, number: int) -> FunctionVersion:
+    version = FunctionVersion.get_or_none(
+        (FunctionVersion.function == get(name)) & (FunctionVersion.version == number)
+    )
+    if version is None:
+        raise NotFound(f"function {name!r} has no version {number}")
+    return version
+
+
+def resolve(name: str, number: int | None) -> FunctionVersion:
+    """The version a new run pins: ``number``, or the latest."""
+    if number is not None:
+        return get_version(name, number)
+    version = _LATEST_BY_NAME.first(name=name)
+    if version is None:
+        get(name)  # raises NotFound for an unknown function
+        raise NotFound(f"function {name!r} has no versions")
+    return version
+
+
+_LATEST_BY_NAME = Compiled(  # asked on every trigger: compiled (app/store/db.py)
+    lambda: (
+        FunctionVersion.select(FunctionVersion, Function)
+        .join(Function)
+        .where(Function.name == Slot("name"))
+        .order_by(FunctionVersion.version.desc())
+        .limit(1)
+    )
+)
+
+
+def delete(name: str) -> None:
+    function = get(name)
+    users = sorted(dag_id for dag_id, names in _current_dag_functions() if name in names)
+    if users:
+        raise Conflict(f"function {name!r} is used by DAGs: {', '.join(users)}", {"dags": users})
+    function.delete_instance()
+
+
+def _current_dag_functions():
+    """(dag_id, function names) for each DAG's current version."""
+    from app.engine import dags
+
+    for dag, version in dags.current_versions():
+        callbacks = {version.spec.get("on_success"), version.spec.get("on_failure")} - {None}
+        yield dag.dag_id, {task["function"] for task in version.spec["tasks"]} | callbacks
+
+
+def names() -> set[str]:
+    return {row.name for row in Function.select(Function.name)}

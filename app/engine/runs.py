@@ -1,0 +1,328 @@
+"""Creating runs (trigger, invoke), reading them, cancelling them, clearing tasks."""
+
+import time
+from datetime import UTC, datetime
+
+import peewee
+from peewee import chunked
+
+from app.domain import schedule
+from app.domain.errors import Conflict, Invalid, NotFound
+from app.domain.timeutil import utcnow
+from app.engine import dags, dispatch, functions
+from app.store import transitions as states
+from app.store.db import Compiled, Slot, db
+from app.store.models import Dag, DagRun, FunctionVersion, TaskInstance, TaskLog
+from app.store.transitions import RunState, TaskState
+
+INVOKE_POLL_S = 0.02
+INSERT_BATCH = 50  # rows per INSERT: 17 columns stay under SQLite's old 999-variable limit
+
+
+def trigger(
+    dag_id: str,
+    conf=None,
+    run_type: str = "manual",
+    logical_date=None,
+    key=None,
+    interval=None,
+    trigger=None,
+    dag=None,
+):
+    """Create a run of the DAG's current version, pinned to the function versions it resolves
+    now; it starts at once unless max_active_runs is reached or the DAG is paused (then it
+    waits ``queued``). ``key`` is an idempotency key: a second trigger with the same key
+    returns the first run, not created (False). ``dag``: the Dag, if the caller has it."""
+    dag = dag or dags.get(dag_id)
+    version = dags.current_version(dag)
+    pinned = _pin_versions(version.spec["tasks"])
+    try:
+        with db.atomic():
+            run = _create_run(
+                dag, version, None, run_type, logical_date, conf, key, interval, trigger=trigger
+            )
+            _create_task_instances(run, version.spec["tasks"], pinned)
+            dispatch.start_queued_runs(dag.id, version.spec)
+    except peewee.IntegrityError:
+        existing = DagRun.get_or_none(DagRun.idempotency_key == key) if key else None
+        if existing is None:
+            raise Conflict(f"DAG {dag_id!r} already has a run for {logical_date}") from None
+        return existing, False
+    return get(run.id), True
+
+
+def create_scheduled(dag_id: str, due, run_type: str = "scheduled") -> DagRun | None:
+    """The run for one due time (a schedule.Due), or None if it exists already: the unique
+    index on (dag, logical_date) makes this exactly once, however many clocks try."""
+    try:
+        run, _ = trigger(
+            dag_id,
+            run_type=run_type,
+            logical_date=due.logical_date,
+            interval=(due.data_interval_start, due.data_interval_end),
+        )
+    except Conflict:
+        return None
+    return run
+
+
+def backfill(dag_id: str, start: datetime, end: datetime) -> list[DagRun]:
+    """A run for every time the schedule fell due in [start, end]; existing ones are kept."""
+    if start is None or end is None or start > end:
+        raise Invalid([{"field": "end", "message": "start and end are required, start <= end"}])
+    spec = dags.spec_of(dags.get(dag_id))
+    try:
+        dates = schedule.backfill_dates(spec, start, end)
+    except ValueError as exc:
+        raise Invalid([{"field": "", "message": str(exc)}]) from None
+    created = (create_scheduled(dag_id, schedule.interval_for(spec, d), "backfill") for d in dates)
+    return [run for run in created if run is not None]
+
+
+def _pin_versions(tasks: list[dict]) -> dict[str, FunctionVersion]:
+    """Each task's function version, as resolved now (each distinct function once)."""
+    resolved = {}
+    for index, task in enumerate(tasks):
+        wanted = (task["function"], task.get("version"))
+        if wanted not in resolved:
+            try:
+                resolved[wanted] = functions.resolve(*wanted)
+            except NotFound as exc:
+                field = f"tasks[{index}].function"
+                raise Invalid([{"field": field, "message": exc.message}]) from None
+    return {t["task_id"]: resolved[(t["function"], t.get("version"))] for t in tasks}
+
+
+def invoke(name: str, event, run_type: str = "invoke", callback_url: str | None = None) -> DagRun:
+    """Run one function now as a one-task run; ``event`` becomes the run's conf. With
+    ``callback_url``, the outcome is POSTed there when the run ends (app/engine/callbacks.py)."""
+    version = functions.resolve(name, None)
+    task = {"task_id": name, "function": name, "upstream": [], "args": {}}
+    with db.atomic():
+        run = _create_run(
+            None, None, version.function, run_type, None, event, None, callback_url=callback_url
+        )
+        _create_task_instances(run, [task], {name: version})
+        dispatch.start_run(run.id)
+    return get(run.id)
+
+
+def _create_run(dag, version, function, run_type, logical_date, conf, key, interval=None, **extra):
+    now = utcnow()
+    start, end = interval or (None, None)
+    return DagRun.create(
+        dag=dag,
+        dag_version=version,
+        max_active_tasks=version.spec.get("max_active_tasks") if version else None,
+        function=function,
+        run_type=run_type,
+        logical_date=logical_date or now,
+        data_interval_start=start,
+        data_interval_end=end,
+        conf=conf,
+        state=str(RunState.QUEUED),
+        idempotency_key=key,
+        created_at=now,
+        **extra,
+    )
+
+
+def _create_task_instances(run, tasks: list[dict], pinned: dict[str, FunctionVersion]) -> None:
+    """One task instance per task, inserted in batches (a 1,000-task DAG in a few statements)."""
+    for batch in chunked(task_instance_rows(run, tasks, pinned), INSERT_BATCH):
+        TaskInstance.insert_many(batch).execute()
+
+
+def task_instance_rows(run, tasks: list[dict], pinned: dict[str, FunctionVersion]) -> list:
+    """The rows of a new run's task instances, one per task, each knowing its downstream."""
+    downstream = {t["task_id"]: [] for t in tasks}
+    for task in tasks:
+        for upstream in task.get("upstream", []):
+            downstream[upstream].append(task["task_id"])
+    return [
+        _task_instance_row(run, t, pinned[t["task_id"]], downstream[t["task_id"]]) for t in tasks
+    ]
+
+
+def _task_instance_row(run, task: dict, version: FunctionVersion, downstream: list[str]) -> dict:
+    return dict(
+        run=run,
+        dag_pk=run.dag_id,
+        pool=task.get("pool"),
+        task_id=task["task_id"],
+        function_version=version,
+        state=str(TaskState.NONE),
+        try_number=0,
+        max_tries=task.get("retries", 0) + 1,
+        retry_delay=task.get("retry_delay", 10),
+        retry_backoff=task.get("retry_backoff", False),
+        max_retry_delay=task.get("max_retry_delay", 3600),
+        timeout=task.get("timeout") or version.timeout,
+        args=task.get("args") or {},
+        upstream=list(task.get("upstream", [])),
+        downstream=downstream,
+        trigger_rule=task.get("trigger_rule", "all_success"),
+        parked=False,
+    )
+
+
+def wait_until_finished(run_id: int, seconds: float) -> DagRun:
+    """Poll the run until it is finished or ``seconds`` pass; returns it either way. The
+    polls start a millisecond apart and grow to INVOKE_POLL_S: a no-op function finishes
+    within a few milliseconds, a slow one is not asked about a thousand times."""
+    deadline = time.monotonic() + seconds
+    pause = 0.001
+    while _RUN_STATE.first(run_id=run_id) not in RUN_FINISHED_STATES:
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(pause)
+        pause = min(pause * 1.2, INVOKE_POLL_S)
+    return get(run_id)
+
+
+_RUN = Compiled(lambda: DagRun.select().where(DagRun.id == Slot("run_id")).limit(1))
+_RUN_STATE = Compiled(
+    lambda: DagRun.select(DagRun.state).where(DagRun.id == Slot("run_id")).tuples()
+)
+RUN_FINISHED_STATES = {(str(state),) for state in states.RUN_FINISHED}  # as rows of _RUN_STATE
+
+
+def get(run_id: int) -> DagRun:
+    run = _RUN.first(run_id=run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id}")
+    return run
+
+
+def task_instances(run: DagRun) -> list[TaskInstance]:
+    return _TASK_INSTANCES.rows(run_id=run.id)
+
+
+_TASK_INSTANCES = Compiled(
+    lambda: (
+        TaskInstance.select(TaskInstance, FunctionVersion)
+        .join(FunctionVersion)
+        .where(TaskInstance.run == Slot("run_id"))
+        .order_by(TaskInstance.id)
+    )
+)
+
+
+def task_instance(run_id: int, task_id: str) -> TaskInstance:
+    ti = TaskInstance.get_or_none((TaskInstance.run == run_id) & (TaskInstance.task_id == task_id))
+    if ti is None:
+        raise NotFound(f"run {run_id} has no task {task_id!r}")
+    return ti
+
+
+def list_for_dag(dag: Dag, state=None, limit: int = 25, before_id: int | None = None):
+    query = DagRun.select().where(DagRun.dag == dag)
+    if state:
+        query = query.where(DagRun.state == state)
+    if before_id:
+        query = query.where(DagRun.id < before_id)
+    return list(query.order_by(DagRun.id.desc()).limit(limit))
+
+
+def logs(ti: TaskInstance, try_number: int, offset: int) -> tuple[str, int]:
+    """The log of one try from chunk ``offset`` on; returns (text, next offset) to tail it."""
+    chunks = list(
+        TaskLog.select(TaskLog.seq, TaskLog.chunk)
+        .where(
+            (TaskLog.task_instance == ti)
+            & (TaskLog.try_number == try_number)
+            & (TaskLog.seq >= offset)
+        )
+        .order_by(TaskLog.seq)
+    )
+    next_offset = chunks[-1].seq + 1 if chunks else offset
+    return "".join(c.chunk for c in chunks), next_offset
+
+
+def cancel(run_id: int) -> DagRun:
+    run = get(run_id)
+    if not states.cancel_run(run.id):
+        state = get(run_id).state
+        raise Conflict(f"run {run_id} is {state}; only a queued or running run can be cancelled")
+    dispatch.run_finished(run.id)
+    return get(run_id)
+
+
+def clear(run_id: int, task_id: str, downstream: bool) -> list[str]:
+    """Rerun a finished task (and, with ``downstream``, everything after it)."""
+    ti = task_instance(run_id, task_id)
+    if ti.state not in states.TASK_FINISHED:
+        raise Conflict(f"task {task_id!r} is {ti.state}; only a finished task can be cleared")
+    task_ids = [task_id] + (_all_downstream(run_id, task_id) if downstream else [])
+    _clear(run_id, task_ids)
+    return task_ids
+
+
+def rerun_failed(run_id: int) -> list[str]:
+    """Clear the failed, upstream_failed and cancelled tasks of a run, so they run again."""
+    get(run_id)
+    again = [str(s) for s in (TaskState.FAILED, TaskState.UPSTREAM_FAILED, TaskState.CANCELLED)]
+    rows = (
+        TaskInstance.select(TaskInstance.task_id)
+        .where((TaskInstance.run == run_id) & TaskInstance.state.in_(again))
+        .order_by(TaskInstance.id)
+    )
+    task_ids = [row.task_id for row in rows]
+    if not task_ids:
+        raise Conflict(f"run {run_id} has no failed tasks to rerun")
+    _clear(run_id, task_ids)
+    return task_ids
+
+
+def _clear(run_id: int, task_ids: list[str]) -> None:
+    with db.atomic():
+        states.clear_tasks(run_id, task_ids)
+        states.reopen_run(run_id)
+        dispatch.evaluate(run_id, task_ids)
+
+
+def mark(run_id: int, task_id: str, target: str) -> TaskInstance:
+    """Mark a task instance success or failed; its successors and the run follow."""
+    if target not in (TaskState.SUCCESS, TaskState.FAILED):
+        raise Invalid([{"field": "state", "message": "must be success or failed"}])
+    ti = task_instance(run_id, task_id)
+    if ti.state == target:
+        return ti
+    with db.atomic():
+        states.mark(ti.id, TaskState(target))
+        states.reopen_run(run_id)
+    dispatch.task_finished(run_id, ti.downstream)
+    return task_instance(run_id, task_id)
+
+
+def _all_downstream(run_id: int, task_id: str) -> list[str]:
+    graph = {
+        row.task_id: row.downstream
+        for row in TaskInstance.select(TaskInstance.task_id, TaskInstance.downstream).where(
+            TaskInstance.run == run_id
+        )
+    }
+    seen, pending = [], list(graph[task_id])
+    while pending:
+        current = pending.pop(0)
+        if current not in seen:
+            seen.append(current)
+            pending.extend(graph[current])
+    return seen
+
+
+def parse_date(value, field: str) -> datetime | None:
+    """An ISO-8601 date-time from a request as naive UTC (a naive one is taken as UTC), in
+    the years 1970-2999."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        parsed = None
+    if parsed is None or not 1970 <= parsed.year <= 2999:
+        message = "must be an ISO-8601 date-time in the years 1970-2999"
+        raise Invalid([{"field": field, "message": message}]) from None
+    return parsed

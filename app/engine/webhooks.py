@@ -1,0 +1,85 @@
+"""Webhook signatures: GitHub's and Standard Webhooks', verified and made.
+
+A DAG's secret is one string, ``whsec_<base64 of 32 random bytes>``, used as each sender
+uses it: GitHub signs with the whole string as the HMAC key; Standard Webhooks senders sign
+with the base64-decoded bytes after ``whsec_``. Every comparison is constant-time.
+"""
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+
+from app.domain.errors import Unauthorized
+
+PREFIX = "whsec_"
+REPLAY_WINDOW_S = 5 * 60
+
+
+def new_secret() -> str:
+    return PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def verify(secret: str, body: bytes, headers, now: float | None = None) -> str:
+    """The scheme that signed ``body`` ("github" or "standard"); raises Unauthorized."""
+    if headers.get("X-Hub-Signature-256"):
+        return _verify_github(secret, body, headers["X-Hub-Signature-256"])
+    if headers.get("webhook-signature"):
+        return _verify_standard(secret, body, headers, time.time() if now is None else now)
+    raise Unauthorized("no signature: send X-Hub-Signature-256 or the webhook-* headers")
+
+
+def _verify_github(secret: str, body: bytes, header: str) -> str:
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), header.strip().encode()):
+        raise Unauthorized("bad X-Hub-Signature-256")
+    return "github"
+
+
+def _verify_standard(secret: str, body: bytes, headers, now: float) -> str:
+    msg_id, stamp = headers.get("webhook-id"), headers.get("webhook-timestamp")
+    if not msg_id or not stamp:
+        raise Unauthorized("webhook-id and webhook-timestamp are required with webhook-signature")
+    try:
+        sent = int(stamp)
+    except ValueError:
+        raise Unauthorized("webhook-timestamp must be Unix seconds") from None
+    if abs(now - sent) > REPLAY_WINDOW_S:
+        raise Unauthorized("webhook-timestamp is outside the 5-minute window")
+    expected = standard_signature(secret, msg_id, sent, body)
+    offered = [part.partition(",")[2] for part in headers["webhook-signature"].split()]
+    if not any(hmac.compare_digest(expected.encode(), sig.encode()) for sig in offered):
+        raise Unauthorized("bad webhook-signature")
+    return "standard"
+
+
+def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    key = base64.b64decode(secret.removeprefix(PREFIX))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def standard_headers(secret: str, msg_id: str, body: bytes, now: float | None = None) -> dict:
+    """The headers of a Standard Webhooks delivery of ``body`` (Brisa's own callbacks)."""
+    stamp = int(time.time() if now is None else now)
+    signature = standard_signature(secret, msg_id, stamp, body)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": f"v1,{signature}",
+    }
+
+
+def delivery_id(headers) -> str | None:
+    """The sender's id for this delivery: a repeat of it is the same delivery."""
+    for name in ("X-GitHub-Delivery", "webhook-id", "Idempotency-Key"):
+        if headers.get(name):
+            return headers[name][:150]
+    return None
+
+
+def callback_secret(secret_key: str) -> str:
+    """The secret Brisa signs its callbacks with, derived from SECRET_KEY."""
+    raw = hmac.new(secret_key.encode(), b"brisa-callbacks", hashlib.sha256).digest()
+    return PREFIX + base64.b64encode(raw).decode()

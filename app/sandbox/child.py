@@ -1,0 +1,171 @@
+"""The child side of a try: runs one function in a process of its own.
+
+Imported by the fork server before any try (the warm part of "forked warm"), so it imports
+only the standard library. Everything it prints, to file descriptors 1 and 2 (the function's
+prints, its logging, its subprocesses, a traceback), goes down one socket to the worker; the
+outcome goes down a separate pipe as ``("ok", json_text)`` or ``("error", one_line)``.
+
+A job's ``runtime`` (default ``python``) picks what runs: a python handler here, or the
+``http``, ``sql`` and ``shell`` runtimes of app/sandbox/runtimes.py, imported only when needed.
+"""
+
+import ctypes
+import json
+import linecache
+import logging
+import os
+import resource
+import signal
+import sys
+import traceback
+from types import SimpleNamespace
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def main(jobs, output, outcome) -> None:
+    """Wait for the job (forked ahead of time, the child gets it when a try starts), then
+    run it in ``job["workdir"]`` (made, and removed after, by the worker)."""
+    os.setsid()  # its own process group: the worker kills the whole group at the end
+    _die_with_parent()
+    _redirect_output(output)
+    try:
+        job = jobs.recv()
+        jobs.close()
+        _confine(job, job["workdir"])
+        result = _run(job)
+        sys.stdout.flush()  # the output is in the socket before the outcome is sent
+        sys.stderr.flush()
+        outcome.send(result)
+    except EOFError:  # never given a job: a spare the worker let go
+        pass
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _die_with_parent() -> None:
+    """If the worker is killed (SIGKILL, OOM), its fork server exits, and so must this child:
+    a try outliving its worker would run on while the clock retries it elsewhere."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _redirect_output(output) -> None:
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(output.fileno(), 1)
+    os.dup2(output.fileno(), 2)
+    output.close()
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
+
+
+def _confine(job: dict, workdir: str) -> None:
+    """An environment holding none of Brisa's settings, a scratch directory, memory and CPU
+    caps."""
+    os.environ.clear()
+    os.environ.update({"PATH": SAFE_PATH, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
+    os.environ.update(job.get("env") or {})
+    os.chdir(workdir)
+    limit = job["memory_mb"] * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if job.get("cpu_s"):  # CPU seconds: a busy loop is stopped even between wall-clock checks
+        cpu = int(job["cpu_s"]) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    root = logging.getLogger()
+    root.handlers = [logging.StreamHandler(sys.stderr)]
+    root.handlers[0].setFormatter(logging.Formatter(LOG_FORMAT))
+    root.setLevel(logging.INFO)
+
+
+def load_handler(source: str, handler: str, filename: str):
+    """Execute the function's module and return its handler (raises on any problem)."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"__name__": "brisa_function", "__file__": filename}
+    exec(compile(source, filename, "exec"), namespace)
+    if handler not in namespace:
+        raise LookupError(f"the module defines no {handler!r}")
+    if not callable(namespace[handler]):
+        raise TypeError(f"{handler!r} is not callable")
+    return namespace[handler]
+
+
+class SkipTask(Exception):
+    """Raised by ``context.skip(reason)``: the task ends ``skipped``, not failed."""
+
+
+class Failed(Exception):
+    """Raised by a runtime: the try fails with this message, which says it all (no traceback
+    of Brisa's own code in the log)."""
+
+
+class Context(SimpleNamespace):
+    """What a handler gets as ``context``: the run's facts, a logger, and two controls."""
+
+    def skip(self, reason: str = ""):
+        raise SkipTask(reason)
+
+    def branch(self, task_ids) -> None:
+        """Run only these of the task's direct downstream tasks; the others are skipped."""
+        self.chosen = [task_ids] if isinstance(task_ids, str) else list(task_ids)
+
+
+def _run(job: dict) -> tuple:
+    """The outcome: ("ok", json_text, branch or None), ("skip", reason) or ("error", line)."""
+    context = Context(
+        **job.get("context", {}),
+        log=logging.getLogger(f"brisa.task.{job.get('context', {}).get('task_id', 'function')}"),
+        secrets=dict(job.get("secrets") or {}),
+        chosen=None,
+    )
+    try:
+        result = json.dumps(_call(job, context))
+    except SkipTask as exc:
+        print(f"[brisa] the task skipped itself: {exc}" if str(exc) else "[brisa] skipped")
+        return ("skip", str(exc))
+    except Failed as exc:
+        message = " ".join(str(exc).splitlines())[:500]
+        print(f"[brisa] {message}")
+        return ("error", message)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt fail the try too
+        traceback.print_exception(type(exc), exc, _from_user_code(exc.__traceback__))
+        return ("error", _one_line(exc))
+    if len(result) > job["result_cap_bytes"]:
+        return (
+            "error",
+            f"result is {len(result)} bytes, over the cap of {job['result_cap_bytes']}",
+        )
+    return ("ok", result, context.chosen)
+
+
+def _call(job: dict, context: Context):
+    """The function's result. A job without a runtime (one built before runtimes existed, or
+    by the deploy check) is python."""
+    if job.get("runtime", "python") != "python":
+        from app.sandbox import runtimes
+
+        return None if job.get("check_only") else runtimes.run(job)
+    handler = load_handler(job["source"], job["handler"], job["filename"])
+    return None if job.get("check_only") else handler(job["event"], context)
+
+
+def _from_user_code(tb):
+    """The traceback less its first frames in this module (_run, _call)."""
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return tb
+
+
+def _one_line(exc: BaseException) -> str:
+    try:
+        message = str(exc).strip().splitlines()
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the failure
+        message = []
+    text = f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+    return text[:500]

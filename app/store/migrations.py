@@ -1,0 +1,120 @@
+"""Schema creation and upgrades: ``python -m app migrate`` (the Procfile's release step).
+
+A fresh database gets every table from the current models and is stamped with the latest
+version. An existing one runs each step above its stamped version, in order. To change the
+schema: change the model, then append a step here (e.g. ``playhouse.migrate`` add_column)
+that brings an older database to the same shape.
+
+Safe to run twice and from two processes at once: the whole migration is one transaction
+holding a lock (a Postgres advisory lock; SQLite's BEGIN IMMEDIATE write lock).
+"""
+
+import logging
+
+import peewee as pw
+from playhouse import migrate as schema
+
+from app.store.db import db, is_postgres
+from app.store.models import ALL_MODELS, AuditEvent, Metric, Pool, SchemaVersion, Secret, TaskTry
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK_KEY = 0x62726973  # "bris"
+
+EXTRA_DDL = [
+    # One scheduled run per (dag, logical_date), however many clocks tick: the database says
+    # so, not only the code.
+    "CREATE UNIQUE INDEX IF NOT EXISTS dag_run_scheduled_once ON dag_run (dag_id, logical_date)"
+    " WHERE run_type IN ('scheduled', 'backfill')",
+]
+
+
+def _v2_scheduling() -> None:
+    """Schedules (the DAG's next run), data intervals, dagrun_timeout, retry backoff, and
+    the history of each task instance's tries."""
+    migrator = schema.SchemaMigrator.from_database(db.obj)
+    schema.migrate(
+        migrator.add_column("dag", "next_run_at", pw.DateTimeField(null=True)),
+        migrator.add_index("dag", ("next_run_at",)),
+        migrator.add_column("dag_run", "data_interval_start", pw.DateTimeField(null=True)),
+        migrator.add_column("dag_run", "data_interval_end", pw.DateTimeField(null=True)),
+        migrator.add_column("dag_run", "timeout_at", pw.DateTimeField(null=True)),
+        migrator.add_column("task_instance", "retry_backoff", pw.BooleanField(default=False)),
+        migrator.add_column("task_instance", "max_retry_delay", pw.FloatField(default=3600)),
+    )
+    db.create_tables([TaskTry])
+
+
+def _v3_slots() -> None:
+    """Pools and max_active_tasks: slot counts per DAG and per pool."""
+    migrator = schema.SchemaMigrator.from_database(db.obj)
+    db.create_tables([Pool])
+    schema.migrate(
+        migrator.add_column("dag_run", "max_active_tasks", pw.IntegerField(null=True)),
+        migrator.add_column("task_instance", "dag_pk", pw.IntegerField(null=True)),
+        migrator.add_column("task_instance", "pool", pw.CharField(max_length=100, null=True)),
+        migrator.add_column("task_instance", "parked", pw.BooleanField(default=False)),
+        migrator.add_index("task_instance", ("dag_pk", "state")),
+        migrator.add_index("task_instance", ("pool", "state")),
+    )
+
+
+def _v4_metrics() -> None:
+    db.create_tables([Metric])
+
+
+def _v5_webhooks_and_secrets() -> None:
+    migrator = schema.SchemaMigrator.from_database(db.obj)
+    db.create_tables([Secret])
+    schema.migrate(
+        migrator.add_column("dag", "webhook_secret", pw.TextField(null=True)),
+        migrator.add_column("dag_run", "callback_url", pw.TextField(null=True)),
+        migrator.add_column("dag_run", "trigger", pw.TextField(null=True)),
+        migrator.add_column("function_version", "secrets", pw.TextField(default="[]")),
+    )
+
+
+def _v6_audit() -> None:
+    db.create_tables([AuditEvent])
+
+
+# (version, callable) in ascending order; each brings the schema from version-1 to version.
+STEPS: list = [
+    (2, _v2_scheduling),
+    (3, _v3_slots),
+    (4, _v4_metrics),
+    (5, _v5_webhooks_and_secrets),
+    (6, _v6_audit),
+]
+LATEST = 1 + len(STEPS)
+
+
+def current_version() -> int | None:
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return None
+    row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
+    return row.version if row else None
+
+
+def migrate() -> tuple[int | None, int]:
+    """Create or upgrade the schema; returns (version before, version after)."""
+    with db.atomic():
+        if is_postgres():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        before = current_version()
+        if before is None:
+            _create_baseline()
+        else:
+            for version, step in STEPS:
+                if version > before:
+                    log.info("migrating schema to version %d", version)
+                    step()
+        SchemaVersion.delete().execute()
+        SchemaVersion.create(version=LATEST)
+    return before, LATEST
+
+
+def _create_baseline() -> None:
+    db.create_tables(ALL_MODELS)
+    for statement in EXTRA_DDL:
+        db.execute_sql(statement)

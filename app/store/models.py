@@ -1,0 +1,227 @@
+"""Peewee models. Schema changes go through app/store/migrations.py, never create_tables alone."""
+
+import json
+
+import peewee as pw
+
+from app.domain.timeutil import utcnow
+from app.store.db import db
+
+
+class JSONField(pw.TextField):
+    """JSON kept as text: the same column type on Postgres and SQLite."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = pw.IntegerField()
+
+
+class Function(BaseModel):
+    name = pw.CharField(max_length=100, unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class FunctionVersion(BaseModel):
+    """Immutable: a deploy with other source or settings makes version n+1."""
+
+    function = pw.ForeignKeyField(Function, backref="versions", on_delete="CASCADE")
+    version = pw.IntegerField()
+    source = pw.TextField()
+    sha256 = pw.CharField(max_length=64)
+    handler = pw.CharField(max_length=100)
+    runtime = pw.CharField(max_length=20)
+    timeout = pw.FloatField()
+    memory_mb = pw.IntegerField()
+    env = JSONField()
+    secrets = JSONField(default=list)  # names of the secrets it may read (context.secrets)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("function", "version"), True),)
+
+
+class Dag(BaseModel):
+    dag_id = pw.CharField(max_length=100, unique=True)
+    paused = pw.BooleanField(default=False)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+    next_run_at = pw.DateTimeField(null=True, index=True)  # the clock looks only at due DAGs
+    webhook_secret = pw.TextField(null=True)  # encrypted (app/engine/crypto.py)
+
+
+class DagVersion(BaseModel):
+    """Immutable JSON spec; a run pins the version it was created from."""
+
+    dag = pw.ForeignKeyField(Dag, backref="versions", on_delete="CASCADE")
+    version = pw.IntegerField()
+    spec = JSONField()
+    sha256 = pw.CharField(max_length=64)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("dag", "version"), True),)
+
+
+class Pool(BaseModel):
+    """A named number of slots: at most that many task instances in the pool run at once,
+    across all DAGs."""
+
+    name = pw.CharField(max_length=100, unique=True)
+    slots = pw.IntegerField()
+    description = pw.TextField(default="")
+
+
+class DagRun(BaseModel):
+    """A run of a DAG version, or of one function (``invoke``: dag is null)."""
+
+    dag = pw.ForeignKeyField(Dag, null=True, backref="runs", on_delete="CASCADE")
+    dag_version = pw.ForeignKeyField(DagVersion, null=True, on_delete="CASCADE")
+    function = pw.ForeignKeyField(Function, null=True, on_delete="CASCADE")
+    run_type = pw.CharField(max_length=20)  # manual | scheduled | webhook | invoke | backfill
+    logical_date = pw.DateTimeField()
+    conf = JSONField(null=True)
+    state = pw.CharField(max_length=20)
+    idempotency_key = pw.CharField(max_length=200, null=True, unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    started_at = pw.DateTimeField(null=True)
+    finished_at = pw.DateTimeField(null=True)
+    data_interval_start = pw.DateTimeField(null=True)
+    data_interval_end = pw.DateTimeField(null=True)
+    timeout_at = pw.DateTimeField(null=True)  # dagrun_timeout: failed if still going then
+    max_active_tasks = pw.IntegerField(null=True)  # from the spec; null: no limit (invoke)
+    callback_url = pw.TextField(null=True)  # an async invoke's receiver of the result
+    trigger = JSONField(null=True)  # how it started, e.g. a webhook's event and delivery id
+
+    class Meta:
+        indexes = ((("dag", "id"), False), (("state",), False))
+
+
+class TaskInstance(BaseModel):
+    """One task of one run. Self-contained: the worker needs no spec to run it or its successors."""
+
+    run = pw.ForeignKeyField(DagRun, backref="task_instances", on_delete="CASCADE")
+    dag_pk = pw.IntegerField(null=True)  # the run's Dag.id, copied to count a DAG's slots
+    task_id = pw.CharField(max_length=100)
+    function_version = pw.ForeignKeyField(FunctionVersion, on_delete="CASCADE")
+    state = pw.CharField(max_length=20)
+    try_number = pw.IntegerField(default=0)  # the try running or last run; 1 on the first
+    max_tries = pw.IntegerField(default=1)
+    retry_delay = pw.FloatField(default=10)
+    retry_backoff = pw.BooleanField(default=False)
+    max_retry_delay = pw.FloatField(default=3600)
+    timeout = pw.FloatField()
+    args = JSONField(default=dict)
+    upstream = JSONField(default=list)
+    downstream = JSONField(default=list)
+    trigger_rule = pw.CharField(max_length=40, default="all_success")
+    pool = pw.CharField(max_length=100, null=True)
+    parked = pw.BooleanField(default=False)  # queued, but its DAG or pool had no free slot
+    queued_at = pw.DateTimeField(null=True)
+    started_at = pw.DateTimeField(null=True)
+    finished_at = pw.DateTimeField(null=True)
+    next_try_at = pw.DateTimeField(null=True)
+    heartbeat_at = pw.DateTimeField(null=True)
+    worker = pw.CharField(max_length=200, null=True)
+    result = JSONField(null=True)
+    error = pw.TextField(null=True)
+
+    class Meta:
+        indexes = (
+            (("run", "task_id"), True),
+            (("state", "queued_at"), False),
+            (("dag_pk", "state"), False),
+            (("pool", "state"), False),
+        )
+
+
+class TaskTry(BaseModel):
+    """One finished try of a task instance: its outcome, times and error, kept when the task
+    instance moves on to the next try."""
+
+    task_instance = pw.ForeignKeyField(TaskInstance, backref="tries", on_delete="CASCADE")
+    try_number = pw.IntegerField()
+    state = pw.CharField(max_length=20)
+    started_at = pw.DateTimeField(null=True)
+    finished_at = pw.DateTimeField()
+    worker = pw.CharField(max_length=200, null=True)
+    error = pw.TextField(null=True)
+
+    class Meta:
+        indexes = ((("task_instance", "try_number"), True),)
+
+
+class TaskLog(BaseModel):
+    task_instance = pw.ForeignKeyField(TaskInstance, backref="logs", on_delete="CASCADE")
+    try_number = pw.IntegerField()
+    seq = pw.IntegerField()
+    chunk = pw.TextField()
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("task_instance", "try_number", "seq"), True),)
+
+
+class Secret(BaseModel):
+    """A named value, encrypted at rest; a connection is a secret whose value is a URL."""
+
+    name = pw.CharField(max_length=100, unique=True)
+    value = pw.TextField()  # encrypted (app/engine/crypto.py)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class Metric(BaseModel):
+    """Counters and gauges that outlive a process (the clock's, the workers'), for /metrics."""
+
+    name = pw.CharField(max_length=100, primary_key=True)
+    value = pw.DoubleField(default=0)  # REAL would round Unix times to minutes
+
+
+class AuditEvent(BaseModel):
+    """Who changed what, and when: every accepted change made through the API or the UI."""
+
+    at = pw.DateTimeField(default=utcnow, index=True)
+    actor = pw.CharField(max_length=200)  # "token 7 (ci)", "BRISA_ADMIN_TOKEN", "ui: token 7"
+    action = pw.CharField(max_length=200)  # "POST /api/v1/dags/<dag_id>/runs"
+    target = pw.CharField(max_length=500)  # the request path
+    status = pw.IntegerField()
+
+
+class ApiToken(BaseModel):
+    """Only the SHA-256 of a token is stored; the token itself is shown once."""
+
+    name = pw.CharField(max_length=100, default="")
+    role = pw.CharField(max_length=20)
+    token_hash = pw.CharField(max_length=64, unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField(null=True)
+    revoked_at = pw.DateTimeField(null=True)
+
+
+ALL_MODELS = [
+    SchemaVersion,
+    Function,
+    FunctionVersion,
+    Dag,
+    DagVersion,
+    Pool,
+    DagRun,
+    TaskInstance,
+    TaskTry,
+    TaskLog,
+    Secret,
+    Metric,
+    AuditEvent,
+    ApiToken,
+]

@@ -1,0 +1,314 @@
+"""The worker's side of a try: claim it, run it in the sandbox, record what happened, then let
+dispatch queue the successors. Called by huey (``app.broker.run_task_instance``)."""
+
+import dataclasses
+import json
+import logging
+import os
+import socket
+import time
+
+from app.config import current
+from app.domain.retries import retry_delay
+from app.domain.timeutil import isoformat, utcnow
+from app.engine import dispatch, metrics, slots
+from app.engine import secret_store as secrets
+from app.sandbox import supervisor as sandbox
+from app.store import transitions as states
+from app.store.db import (
+    DB_ERRORS,
+    Compiled,
+    CompiledIn,
+    Slot,
+    cache_of,
+    db,
+    discard_connection,
+    ensure_bound,
+    retrying,
+)
+from app.store.models import Dag, DagRun, Function, FunctionVersion, TaskInstance, TaskLog, TaskTry
+
+log = logging.getLogger(__name__)
+
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+FLUSH_BYTES = 64 * 1024  # write the buffered log early when it grows past this
+
+
+def run_try(ti_id: int, try_number: int) -> None:
+    settings = current()
+    with db.connection_context():
+        ti = load_task_instance(ti_id)
+        gate = slots.Gate(ti.dag_pk, ti.run.max_active_tasks, ti.pool) if ti else None
+        now = utcnow()
+        claimed = slots.claim(gate, ti_id, try_number, WORKER_NAME, now) if ti else slots.DROPPED
+        if claimed != slots.CLAIMED:
+            log.info("task instance %s try %s %s", ti_id, try_number, claimed)
+            if claimed == slots.DROPPED:
+                metrics.add("messages_dropped_total")
+            return
+        ti.state, ti.started_at, ti.worker = str(states.TaskState.RUNNING), now, WORKER_NAME
+        try:
+            job = build_job(ti, settings)
+        except DB_ERRORS:
+            # Claimed, but the database went away before the function could start: that is
+            # no fault of the function, so the try goes back without spending a retry.
+            discard_connection()
+            retrying(lambda: _give_back(ti_id, try_number), settings.db_retry_s)
+            return
+        except LookupError as exc:  # a secret the function lists does not exist
+            job, failure = None, sandbox.Outcome(False, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - Brisa's own fault must still end the try
+            log.exception("task instance %s try %s could not start", ti_id, try_number)
+            job, failure = (
+                None,
+                sandbox.Outcome(False, error=f"Brisa could not run the try: {exc!r}"),
+            )
+        observer = TryObserver(ti_id, try_number, settings.heartbeat_s, settings.log_cap_bytes)
+        outcome = failure if job is None else _run(job, ti, try_number, observer)
+        outcome = _masked(outcome, observer.secret_values)
+        if not outcome.ok:
+            observer.output(f"\n[brisa] try {try_number} failed: {outcome.error}\n")
+        # The outcome is kept through a database outage (up to BRISA_DB_RETRY_S): losing it
+        # would make the clock run the function again.
+        retrying(observer.flush, settings.db_retry_s)
+        retrying(lambda: record_outcome(ti, try_number, outcome), settings.db_retry_s)
+        retrying(lambda: slots.wake(gate), settings.db_retry_s)
+
+
+def _run(job: dict, ti: TaskInstance, try_number: int, observer) -> sandbox.Outcome:
+    observer.secret_values = list(job["secrets"].values())
+    try:
+        return sandbox.run(job, ti.timeout, observer, key=(ti.id, try_number))
+    except Exception as exc:  # noqa: BLE001 - Brisa's own fault must still end the try
+        log.exception("task instance %s try %s could not run", ti.id, try_number)
+        return sandbox.Outcome(False, error=f"Brisa could not run the try: {exc!r}")
+
+
+def _give_back(ti_id: int, try_number: int) -> None:
+    if states.hand_back(ti_id, try_number, "handed back: the database was unreachable"):
+        _keep_try(ti_id, try_number, "handed_back", "the database was unreachable", None, None)
+
+
+def hand_back(ti_id: int, try_number: int) -> None:
+    """The consumer is stopping and this try did not finish within the grace period: give it
+    back to the queue without spending a retry, then kill its child."""
+    ensure_bound()
+    with db.connection_context():
+        if states.hand_back(ti_id, try_number, "handed back: the worker shut down"):
+            _keep_try(ti_id, try_number, "handed_back", "the worker shut down", None, None)
+            log.warning("task instance %s try %s handed back", ti_id, try_number)
+    sandbox.kill((ti_id, try_number))
+
+
+def record_outcome(ti: TaskInstance, try_number: int, outcome: sandbox.Outcome) -> bool:
+    """Finish the try by compare-and-set (a try cancelled, marked or reaped meanwhile changes
+    nothing), keep its history, then dispatch its successors if the task is finished;
+    returns whether this outcome was the one recorded."""
+    error = outcome.error or _bad_branch(ti, outcome.branch)
+    with db.atomic():  # the new state and its history: one commit
+        if outcome.skipped:
+            tried, moved = "skipped", states.skip(ti.id, try_number, outcome.error)
+            finished = moved
+        elif outcome.ok and error is None:
+            tried, moved = "success", states.succeed(ti.id, try_number, outcome.result)
+            finished = moved
+        else:
+            delay = retry_delay(try_number, ti.retry_delay, ti.retry_backoff, ti.max_retry_delay)
+            reached = states.fail(ti.id, try_number, ti.max_tries, error, delay)
+            tried, moved = "failed", reached is not None
+            finished = reached == states.TaskState.FAILED
+        if moved:
+            _keep_try(ti.id, try_number, tried, error, ti.started_at, ti.worker)
+    # Dispatch reads the successors' upstream states only after this commit: of two
+    # upstream tasks finishing at once, the later to commit sees both (app/engine/dispatch.py).
+    if finished:
+        known = {ti.task_id: tried}  # success, skipped or failed: the state just committed
+        dispatch.task_finished(ti.run_id, ti.downstream, branch=outcome.branch, known=known)
+    return moved
+
+
+def _masked(outcome: sandbox.Outcome, values: list[str]) -> sandbox.Outcome:
+    """The outcome with the try's secret values replaced by *** in its result and error."""
+    if not values:
+        return outcome
+    result = json.loads(secrets.mask(json.dumps(outcome.result), values))
+    error = secrets.mask(outcome.error, values) if outcome.error else outcome.error
+    return dataclasses.replace(outcome, result=result, error=error)
+
+
+def _keep_try(ti_id, try_number, state, error, started_at, worker) -> None:
+    values = dict(ti_id=ti_id, try_number=try_number, state=state, error=error)
+    _KEEP_TRY.rowcount(**values, started_at=started_at, finished_at=utcnow(), worker=worker)
+
+
+_KEEP_TRY = Compiled(
+    lambda: TaskTry.insert(
+        task_instance=Slot("ti_id", TaskTry.task_instance),
+        try_number=Slot("try_number", TaskTry.try_number),
+        state=Slot("state", TaskTry.state),
+        started_at=Slot("started_at", TaskTry.started_at),
+        finished_at=Slot("finished_at", TaskTry.finished_at),
+        worker=Slot("worker", TaskTry.worker),
+        error=Slot("error", TaskTry.error),
+    )
+)
+
+
+def _bad_branch(ti: TaskInstance, branch) -> str | None:
+    unknown = sorted(set(branch or ()) - set(ti.downstream))
+    if unknown:
+        return f"branch chose {unknown}, which are not downstream of {ti.task_id!r}"
+    return None
+
+
+def load_task_instance(ti_id: int) -> TaskInstance | None:
+    """The task instance with its run, in one query: with the function version and the DAG's
+    id (both immutable, so cached), everything a try needs but its upstream results and
+    secrets."""
+    return _LOAD.first(ti_id=ti_id)
+
+
+def _load_query():
+    ti, run = TaskInstance, DagRun
+    return (
+        TaskInstance.select(
+            *(ti.id, ti.run, ti.dag_pk, ti.task_id, ti.function_version, ti.try_number),
+            *(ti.max_tries, ti.retry_delay, ti.retry_backoff, ti.max_retry_delay, ti.timeout),
+            *(ti.args, ti.upstream, ti.downstream, ti.pool),
+            *(run.id, run.dag, run.conf, run.logical_date, run.data_interval_start),
+            *(run.data_interval_end, run.run_type, run.trigger, run.max_active_tasks),
+        )
+        .join(DagRun)
+        .where(TaskInstance.id == Slot("ti_id"))
+        .limit(1)
+    )
+
+
+_LOAD = Compiled(_load_query)
+
+
+def function_version(version_id: int) -> FunctionVersion:
+    """A function version with its function (versions never change: cached per database)."""
+    cache = cache_of("function_versions")
+    if version_id not in cache:
+        cache[version_id] = _VERSION.first(version_id=version_id)
+    return cache[version_id]
+
+
+_VERSION = Compiled(
+    lambda: (
+        FunctionVersion.select(FunctionVersion, Function)
+        .join(Function)
+        .where(FunctionVersion.id == Slot("version_id"))
+        .limit(1)
+    )
+)
+
+
+def dag_id_of(dag_pk: int) -> str:
+    """A DAG's id (it never changes: cached per database)."""
+    cache = cache_of("dag_ids")
+    if dag_pk not in cache:
+        cache[dag_pk] = _DAG_ID.first(dag_pk=dag_pk)[0]
+    return cache[dag_pk]
+
+
+_DAG_ID = Compiled(lambda: Dag.select(Dag.dag_id).where(Dag.id == Slot("dag_pk")).tuples())
+
+
+def build_job(ti: TaskInstance, settings) -> dict:
+    """What the child needs: the function's source and the event, all plain data."""
+    version, run = function_version(ti.function_version_id), ti.run
+    context = {
+        "run_id": run.id,
+        "dag_id": dag_id_of(run.dag_id) if run.dag_id else None,
+        "task_id": ti.task_id,
+        "try_number": ti.try_number,
+        "max_tries": ti.max_tries,
+        "logical_date": isoformat(run.logical_date),
+        "data_interval_start": isoformat(run.data_interval_start),
+        "data_interval_end": isoformat(run.data_interval_end),
+        "run_type": run.run_type,
+    }
+    event = {"conf": run.conf, "args": ti.args, "upstream": upstream_results(ti)}
+    if run.trigger:
+        event["trigger"] = run.trigger  # e.g. a webhook's event type and delivery id
+    return {
+        "runtime": version.runtime,
+        "source": version.source,
+        "handler": version.handler,
+        "filename": f"<function {version.function.name} v{version.version}>",
+        "event": event,
+        "context": context,
+        "secrets": secrets.values_for(version.secrets) if version.secrets else {},
+        "env": version.env,
+        "memory_mb": version.memory_mb,
+        "cpu_s": ti.timeout,
+        "result_cap_bytes": settings.result_cap_bytes,
+    }
+
+
+def upstream_results(ti: TaskInstance) -> dict:
+    if not ti.upstream:
+        return {}
+    return dict(_UPSTREAM_RESULTS.rows(list(ti.upstream), run_id=ti.run_id))
+
+
+_UPSTREAM_RESULTS = CompiledIn(
+    lambda ids, run_id: (
+        TaskInstance.select(TaskInstance.task_id, TaskInstance.result)
+        .where((TaskInstance.run == run_id) & TaskInstance.task_id.in_(ids))
+        .tuples()
+    )
+)
+
+
+class TryObserver(sandbox.Observer):
+    """Streams a try's output into task_log in chunks, heartbeats the row, and tells the
+    sandbox to stop when the try is no longer running (cancelled)."""
+
+    def __init__(self, ti_id: int, try_number: int, heartbeat_s: float, cap_bytes: int):
+        self.ti_id, self.try_number = ti_id, try_number
+        self.heartbeat_s, self.cap_bytes = heartbeat_s, cap_bytes
+        self.buffer: list[str] = []
+        self.buffered = self.written = self.seq = 0
+        self.truncated = False
+        self.last_heartbeat = time.monotonic()
+        self.secret_values: list[str] = []  # masked as *** in what is written
+
+    def output(self, text: str) -> None:
+        if self.truncated:
+            return
+        room = self.cap_bytes - self.written - self.buffered
+        if len(text) > room:
+            text = text[: max(room, 0)] + f"\n[brisa] log truncated at {self.cap_bytes} bytes\n"
+            self.truncated = True
+        self.buffer.append(text)
+        self.buffered += len(text)
+        if self.buffered >= FLUSH_BYTES:
+            self.flush()
+
+    def tick(self) -> bool:
+        """Flush the log and heartbeat; a database outage keeps the try running (the log
+        waits in the buffer), and the final compare-and-set decides whose outcome stands."""
+        try:
+            self.flush()
+            if time.monotonic() - self.last_heartbeat < self.heartbeat_s:
+                return True
+            self.last_heartbeat = time.monotonic()
+            return states.heartbeat(self.ti_id, self.try_number)
+        except DB_ERRORS:
+            log.warning("task instance %s: database unreachable, the try goes on", self.ti_id)
+            discard_connection()
+            return True
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        chunk = secrets.mask("".join(self.buffer), self.secret_values)
+        TaskLog.create(
+            task_instance=self.ti_id, try_number=self.try_number, seq=self.seq, chunk=chunk
+        )
+        self.seq += 1
+        self.written += self.buffered
+        self.buffer, self.buffered = [], 0
