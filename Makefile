@@ -34,6 +34,6 @@ clean:
 bench: install
 	$(BIN)/python -m tests.bench
 
-# docs/api.md is generated from the OpenAPI document (tests/unit/test_api_docs.py keeps it current).
+# docs/api.md is generated from the OpenAPI document (tests/unit/web/test_api_docs.py keeps it current).
 docs: install
 	$(BIN)/python infra/gen_api_docs.py

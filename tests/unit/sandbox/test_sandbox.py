@@ -15,7 +15,7 @@ import pytest
 from app.sandbox import child as sandbox_child
 from app.sandbox import supervisor as sandbox
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 FILENAME = "<function demo v1>"
 CONTEXT = {
     "run_id": 7,

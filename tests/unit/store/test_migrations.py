@@ -23,7 +23,7 @@ from app.store.models import (
 )
 from tests.conftest import POSTGRES_URL, require_postgres, reset_postgres
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 TABLES = {model._meta.table_name for model in ALL_MODELS}
 LOGICAL_DATE = datetime(2026, 1, 1, 3, 0)
 

@@ -24,7 +24,7 @@ from app.store.transitions import (
 )
 
 T, R = TaskState, RunState
-APP_DIR = Path(__file__).resolve().parents[2] / "app"
+APP_DIR = Path(__file__).resolve().parents[3] / "app"
 SLACK = timedelta(seconds=2)
 
 

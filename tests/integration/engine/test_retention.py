@@ -10,7 +10,7 @@ from app.engine import retention
 from app.store.db import db
 from app.store.models import DagRun, TaskInstance, TaskLog, TaskTry
 from tests.conftest import deploy_examples, wait_for_run
-from tests.integration.test_cli import cli
+from tests.integration.cli.test_cli import cli
 
 
 def finished_runs(client, admin, consumer, count: int) -> list[int]:

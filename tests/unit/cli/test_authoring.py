@@ -10,7 +10,7 @@ from app.cli.authoring import DAG, AuthoringError, dag, task
 from app.domain import dagspec
 from app.sandbox import child as sandbox_child
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "functions" / "dags" / "example_taskflow.py"
 
 

@@ -16,11 +16,11 @@ from app.cli import commands as brisa_cli
 from tests.conftest import FUNCTIONS_DIR, edited_examples
 from tests.system import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def cli(backend, *args, check=True):
-    """``python -m app ARGS`` on the backend's database (tests/integration/test_retention.py
+    """``python -m app ARGS`` on the backend's database (tests/integration/engine/test_retention.py
     uses it too)."""
     env = {**os.environ, **backend.env, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.web.openapi import document
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GENERATOR = ROOT / "infra" / "gen_api_docs.py"
 
 

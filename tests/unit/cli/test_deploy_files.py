@@ -9,7 +9,7 @@ import yaml
 
 from app.cli.devserver import read_procfile
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BRISA_SERVICES = {"migrate": "release", "web": "web", "worker": "worker", "clock": "clock"}
 
 
