@@ -1,20 +1,25 @@
-"""The huey instance the workers consume, and the messages Brisa puts on it.
+"""The queue: huey instances on Redis or SQLite, the messages Brisa sends on them, and the
+transport that carries the outbox's wake-ups (app/store/outbox.py) after each commit.
 
-A message is only ``(task_instance_id, try_number)``: the database is the truth, the queue a
-wake-up call. Redis when REDIS_URL is set, else huey's SQLite storage under var/.
-
-Run a worker with ``huey_consumer app.broker.huey -n ...`` (see the Procfile).
+A message is only ``(task_instance_id, try_number)`` (or a run id for a callback): the database
+is the truth, the queue a wake-up call. Redis when REDIS_URL is set, else huey's SQLite storage
+under var/. Every process that changes state installs the transport (``install()``); only the
+worker process serves tries: ``app.worker.consumer`` hands this module its try runner, as huey's
+``Consumer(huey)`` receives its queue instead of importing it.
 """
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
-from huey import Huey, signals
+from huey import Huey
 from huey.storage import RedisStorage, SqliteStorage
 
-from app import log_setup as logs
+from app import log_setup
 from app.config import Settings, current
 from app.domain.timeutil import as_utc, ceil_second
+from app.engine import callbacks, dispatch
+from app.store import outbox
 from app.store.db import db, ensure_bound
 
 QUEUE_NAME = "brisa"
@@ -48,21 +53,29 @@ def rebind(instance: Huey, settings: Settings) -> None:
 
 
 huey = make_huey(QUEUE_NAME, current())
-huey.on_startup()(logs.configure)  # after huey_consumer set up its logging
+huey.on_startup()(log_setup.configure)  # after huey_consumer set up its logging
+
+
+def _no_try_runner(ti_id: int, try_number: int) -> None:
+    raise RuntimeError("this process runs no tries: start a worker (app.worker.consumer)")
+
+
+_try_runner: Callable[[int, int], None] = _no_try_runner
+
+
+def serve_tries(runner: Callable[[int, int], None]) -> None:
+    """The worker process hands in the function that runs one try (``ti_id, try_number``)."""
+    global _try_runner
+    _try_runner = runner
 
 
 @huey.task()
 def run_task_instance(ti_id: int, try_number: int) -> None:
-    from app.worker import try_runner as worker
-
-    ensure_bound()
-    worker.run_try(ti_id, try_number)
+    _try_runner(ti_id, try_number)
 
 
 @huey.task()
 def release_retry(ti_id: int, try_number: int) -> None:
-    from app.engine import dispatch
-
     ensure_bound()
     with db.connection_context():
         dispatch.release_retry(ti_id, try_number)
@@ -70,47 +83,48 @@ def release_retry(ti_id: int, try_number: int) -> None:
 
 @huey.task()
 def deliver_callback(run_id: int, attempt: int) -> None:
-    from app.engine import callbacks
-
     ensure_bound()
     with db.connection_context():
-        callbacks.deliver(run_id, attempt)
+        callbacks.send(run_id, attempt)
 
 
-def schedule_callback(run_id: int, attempt: int, eta: datetime) -> None:
-    try:
-        deliver_callback.schedule((run_id, attempt), eta=as_utc(ceil_second(eta)))
-    except Exception:  # noqa: BLE001 - a lost callback is logged; the run's URL still serves it
-        log.warning("queue unreachable: the callback of run %s was not sent", run_id)
+class HueyTransport:
+    """The outbox's transport on huey (see ``outbox.Transport``). huey's Redis schedule keeps
+    whole seconds (rounded down), so ETAs are rounded up: a message comes at most a scheduler
+    interval late, never early."""
+
+    def send_try(self, ti_id: int, try_number: int) -> None:
+        try:
+            run_task_instance(ti_id, try_number)
+        except Exception:  # noqa: BLE001 - any storage error: the database keeps the truth
+            log.warning(
+                "queue unreachable: task instance %s try %s waits for the clock", ti_id, try_number
+            )
+
+    def send_retry_release(self, ti_id: int, try_number: int, eta: datetime) -> None:
+        try:
+            release_retry.schedule((ti_id, try_number), eta=as_utc(ceil_second(eta)))
+        except Exception:  # noqa: BLE001 - the clock releases due retries anyway
+            log.warning("queue unreachable: the retry of %s waits for the clock", ti_id)
+
+    def send_callback(self, run_id: int, attempt: int, eta: datetime) -> None:
+        try:
+            deliver_callback.schedule((run_id, attempt), eta=as_utc(ceil_second(eta)))
+        except Exception:  # noqa: BLE001 - a lost callback is logged; the run's URL serves it
+            log.warning("queue unreachable: the callback of run %s was not sent", run_id)
 
 
-@huey.signal(signals.SIGNAL_INTERRUPTED)
-def hand_back_interrupted(signal, task, *_args) -> None:
-    """The consumer stopped (SIGTERM, after its --shutdown-timeout grace) with this task still
-    running: hand the try back instead of leaving it to the heartbeat rule."""
-    if isinstance(task, run_task_instance.task_class):
-        from app.worker import try_runner as worker
-
-        worker.hand_back(*task.args)
+def install() -> None:
+    """Make this process's outbox send on huey."""
+    outbox.set_transport(HueyTransport())
 
 
-def enqueue_task(ti_id: int, try_number: int) -> None:
-    """Send the wake-up call for a queued try. If the queue is unreachable the try stays
-    queued in the database, and the clock enqueues it again once it has waited
-    BRISA_QUEUED_TIMEOUT: a trigger never fails because Redis is down."""
-    try:
-        run_task_instance(ti_id, try_number)
-    except Exception:  # noqa: BLE001 - any storage error: the database keeps the truth
-        log.warning(
-            "queue unreachable: task instance %s try %s waits for the clock", ti_id, try_number
-        )
+def waiting_tries() -> set[tuple[int, int]]:
+    """The ``(ti_id, try_number)`` of every try message waiting in the queue."""
+    task_class = run_task_instance.task_class
+    return {tuple(t.args) for t in huey.pending() if isinstance(t, task_class)}
 
 
-def schedule_retry(ti_id: int, try_number: int, eta: datetime) -> None:
-    """Release the retry at its time, by huey's scheduler; the clock's tick is the safety net
-    if this message is lost. huey's Redis schedule keeps whole seconds (rounded down), so the
-    ETA is rounded up: the release comes at most a scheduler interval late, never early."""
-    try:
-        release_retry.schedule((ti_id, try_number), eta=as_utc(ceil_second(eta)))
-    except Exception:  # noqa: BLE001 - the clock releases due retries anyway
-        log.warning("queue unreachable: the retry of task instance %s waits for the clock", ti_id)
+def queue_counts() -> tuple[int, int]:
+    """(messages waiting, messages waiting for their ETA) in the worker queue."""
+    return huey.pending_count(), huey.scheduled_count()

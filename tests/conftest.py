@@ -16,13 +16,13 @@ import peewee
 import pytest
 import redis
 
-from app import broker as queue
-from app import config
+from app import broker, config
 from app.clock import periodic as clock
 from app.config import Settings, load_settings
+from app.domain.states import RUN_FINISHED
 from app.store import db, migrations
 from app.store.models import DagRun
-from app.store.transitions import RUN_FINISHED
+from app.worker import consumer as worker_consumer
 
 IN_CI = os.environ.get("CI") == "true"
 POSTGRES_URL = os.environ.get(
@@ -108,8 +108,8 @@ def prepare_backend(name: str, var_dir: Path) -> Backend:
         redis.Redis.from_url(REDIS_URL).flushdb()
     settings = load_settings(env)
     db.bind(settings.database_url)
-    queue.rebind(queue.huey, settings)
-    queue.rebind(clock.huey, settings)
+    broker.rebind(broker.huey, settings)
+    broker.rebind(clock.huey, settings)
     with db.db.connection_context():
         migrations.migrate()
     return Backend(name, settings, env)
@@ -135,7 +135,7 @@ def consumer(backend):
     handlers = {
         sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     }
-    instance = queue.huey.create_consumer(
+    instance = worker_consumer.huey.create_consumer(
         workers=2,
         periodic=False,
         initial_delay=0.01,

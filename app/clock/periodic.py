@@ -11,23 +11,22 @@ from datetime import datetime, timedelta
 
 from huey import consumer, crontab
 
-from app import broker as queue
+from app import broker
 from app import log_setup as logs
-from app.broker import make_huey
 from app.clock import scheduler
 from app.config import current
+from app.domain.outcomes import Outcome
 from app.domain.timeutil import as_utc, ceil_second, utcnow
-from app.engine import dispatch, metrics, retention, slots
-from app.sandbox import supervisor as sandbox
+from app.engine import dispatch, metrics, outcomes, retention, slots
 from app.store import transitions as states
 from app.store.db import DB_ERRORS, db, discard_connection, ensure_bound
 from app.store.models import DagRun, TaskInstance
 from app.store.transitions import RunState, TaskState
-from app.worker import try_runner as worker
 
 log = logging.getLogger(__name__)
 
-huey = make_huey("brisa-clock", current())
+huey = broker.make_huey("brisa-clock", current())
+broker.install()
 huey.on_startup()(logs.configure)
 # huey checks periodic tasks every 60 s; BRISA_TICK_SECONDS (a divisor of 60) ticks more often
 # (the tests' fault injection uses 1 s). Only the clock process imports this module.
@@ -120,7 +119,7 @@ def reap_dead_tries(silent_since: datetime) -> int:
     reaped = 0
     for ti in dead:
         error = f"the worker {ti.worker} stopped heartbeating (dead or frozen)"
-        if worker.record_outcome(ti, ti.try_number, sandbox.Outcome(False, error=error)):
+        if outcomes.record_outcome(ti, ti.try_number, Outcome(False, error=error)):
             reaped += 1
             slots.wake(slots.gate_of(ti.id))
     return reaped
@@ -150,11 +149,7 @@ def requeue_lost_messages(queued_before: datetime, now: datetime) -> int:
     stuck = [(ti.id, ti.try_number) for ti in stuck]
     if not stuck:
         return 0
-    waiting = {
-        tuple(t.args)
-        for t in queue.huey.pending()
-        if isinstance(t, queue.run_task_instance.task_class)
-    }
+    waiting = broker.waiting_tries()
     lost = [key for key in stuck if key not in waiting]
     return sum(states.requeue_lost(ti_id, number, queued_before, now) for ti_id, number in lost)
 

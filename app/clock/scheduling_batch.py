@@ -6,7 +6,7 @@ Exactly once is still the database's: runs are inserted with ON CONFLICT DO NOTH
 SQLite, INSERT OR IGNORE) against the unique index on (dag, logical_date), and RETURNING
 (SQLite 3.35+) names the rows this clock inserted, so two clocks racing create each run once.
 Starting runs keeps dispatch.start_queued_runs's guarantees: each DAG's advisory lock
-RUN_START_LOCK on Postgres (taken in ascending DAG order, so two tickers never deadlock),
+RUN_STARTS lock on Postgres (taken in ascending DAG order, so two tickers never deadlock),
 SQLite's write lock otherwise; every state change is a compare-and-set in app/store/transitions.py.
 """
 
@@ -19,8 +19,8 @@ from peewee import Case, Value, chunked, fn
 
 from app.domain.schedule import Due
 from app.domain.timeutil import utcnow
-from app.engine import runs
-from app.engine.dispatch import RUN_START_LOCK
+from app.engine import run_factory
+from app.store import locks
 from app.store import transitions as states
 from app.store.db import db, is_postgres
 from app.store.models import Dag, DagRun, DagVersion, Function, FunctionVersion, TaskInstance
@@ -174,7 +174,7 @@ def _insert_runs(plans: list[Plan], now: datetime) -> list[DagRun]:
 
 def _run_row(dag: DueDag, due: Due, now: datetime) -> dict:
     """A scheduled run of the DAG's current version, as runs.create_scheduled makes it."""
-    return dict(
+    return states.new_run(
         dag=dag.pk,
         dag_version=dag.version_pk,
         max_active_tasks=dag.spec.get("max_active_tasks"),
@@ -182,7 +182,6 @@ def _run_row(dag: DueDag, due: Due, now: datetime) -> dict:
         logical_date=due.logical_date,
         data_interval_start=due.data_interval_start,
         data_interval_end=due.data_interval_end,
-        state=str(RunState.QUEUED),
         created_at=now,
     )
 
@@ -191,7 +190,7 @@ def _insert_task_instances(created: list[DagRun], specs: dict, pins: dict) -> No
     rows = [
         row
         for run in created
-        for row in runs.task_instance_rows(run, specs[run.dag_id]["tasks"], pins[run.dag_id])
+        for row in run_factory.task_instance_rows(run, specs[run.dag_id]["tasks"], pins[run.dag_id])
     ]
     for batch in chunked(rows, ROWS_PER_INSERT):
         TaskInstance.insert_many(batch).as_rowcount().execute()
@@ -233,11 +232,9 @@ def start_queued_runs(dag_pks: set[int]) -> list[int]:
 
 
 def _lock_run_starts(pks: list[int]) -> None:
-    """Each DAG's RUN_START_LOCK (as dispatch.start_queued_runs takes it), in the order
+    """Each DAG's RUN_STARTS lock (as dispatch.start_queued_runs takes it), in the order
     given: ascending."""
-    if is_postgres():
-        sql = "SELECT pg_advisory_xact_lock(%s, pk) FROM unnest(%s) AS pk"
-        db.execute_sql(sql, (RUN_START_LOCK, pks))
+    locks.take_many(locks.RUN_STARTS, pks)
 
 
 def _runs_to_start(specs: dict[int, dict]) -> dict[float | None, list[int]]:

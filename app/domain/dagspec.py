@@ -91,7 +91,8 @@ class DagSpec:
 
     def topological_order(self):
         """Upstreams before downstreams; among tasks ready together, spec order wins."""
-        order, remaining = {}, list(self.tasks)  # a dict: an ordered set
+        order: dict[str, None] = {}  # an ordered set
+        remaining = list(self.tasks)
         while remaining:
             task = next(t for t in remaining if order.keys() >= set(t.upstream))
             remaining.remove(task)
@@ -327,7 +328,7 @@ def _check_task(task, path, task_ids, function_names, errors):
 
 
 def _check_duplicate_ids(tasks, errors):
-    first = {}
+    first: dict[str, int] = {}
     for i, task in enumerate(tasks):
         if _has_id(task) and first.setdefault(task_id := task["task_id"], i) != i:
             errors.add(
@@ -346,10 +347,10 @@ def _string_items(value):
 
 def _downstream_graph(tasks):
     """task_id -> downstream task_ids over tasks with an id; a duplicated id's first task wins."""
-    first = {}
+    first: dict[str, dict] = {}
     for task in filter(_has_id, tasks):
         first.setdefault(task["task_id"], task)
-    graph = {task_id: [] for task_id in first}
+    graph: dict[str, list[str]] = {task_id: [] for task_id in first}
     for task_id, task in first.items():
         for name in _string_items(task.get("upstream")):
             # Self-references are reported on the upstream entry itself.

@@ -11,6 +11,7 @@ from datetime import timedelta
 from app.config import current
 from app.domain.timeutil import isoformat, utcnow
 from app.engine import webhooks
+from app.store import outbox
 from app.store.models import DagRun, TaskInstance
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,9 @@ def payload(run: DagRun) -> dict:
     }
 
 
-def deliver(run_id: int, attempt: int) -> bool:
+def send(run_id: int, attempt: int) -> bool:
     """One attempt; returns True when the receiver answered 2xx. A failed attempt schedules
     the next (1 s, 2 s, 4 s, ... at most 5 minutes apart) until MAX_ATTEMPTS."""
-    from app import queue  # queue registers this module's task
-
     run = DagRun.get_or_none(DagRun.id == run_id)
     if run is None or not run.callback_url:
         return False
@@ -52,5 +51,5 @@ def deliver(run_id: int, attempt: int) -> bool:
         log.warning("callback of run %s, attempt %d, failed: %s", run_id, attempt, exc)
     if attempt < MAX_ATTEMPTS:
         delay = timedelta(seconds=min(2 ** (attempt - 1), 300))
-        queue.schedule_callback(run_id, attempt + 1, utcnow() + delay)
+        outbox.callback_due(run_id, attempt + 1, utcnow() + delay)
     return False

@@ -12,11 +12,12 @@ from datetime import datetime
 
 from peewee import fn
 
-from app import broker as queue
 from app.domain import trigger_rules
 from app.domain.timeutil import isoformat, utcnow
+from app.engine import run_factory
+from app.store import locks, outbox
 from app.store import transitions as states
-from app.store.db import Compiled, CompiledIn, Slot, db, is_postgres
+from app.store.db import Compiled, CompiledIn, Slot, db
 from app.store.models import Dag, DagRun, DagVersion, TaskInstance
 from app.store.transitions import RunState, TaskState
 
@@ -24,7 +25,6 @@ FAILED_STATES = {TaskState.FAILED, TaskState.UPSTREAM_FAILED}
 RUN_FAILS_ON = FAILED_STATES | {TaskState.CANCELLED}  # cancelled: a cleared run finishing
 
 log = logging.getLogger(__name__)
-RUN_START_LOCK = 3  # the first key of the advisory lock (app/engine/slots.py uses 1 and 2)
 LONG_IN_LIST = 32
 
 
@@ -53,8 +53,7 @@ def start_queued_runs(dag_pk: int, spec: dict | None = None) -> list[int]:
     never take it. Not a row lock on the DAG: inserting a run takes a key-share lock on that
     row (the foreign key), and two triggers upgrading it to FOR UPDATE deadlock."""
     with db.atomic():
-        if is_postgres():
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (RUN_START_LOCK, dag_pk))
+        locks.take(locks.RUN_STARTS, dag_pk)
         paused = _PAUSED.first(dag_pk=dag_pk)
         if paused is None or paused[0]:
             return []
@@ -228,7 +227,7 @@ def run_finished(run_id: int) -> None:
     next queued run."""
     run = DagRun.get_by_id(run_id)
     if run.callback_url:
-        db.after_commit(lambda: queue.schedule_callback(run_id, 1, utcnow()))
+        outbox.callback_due(run_id, 1, utcnow())
     if run.dag_id is None:
         return
     start_queued_runs(run.dag_id)
@@ -242,8 +241,6 @@ def run_finished(run_id: int) -> None:
 
 
 def _call_back(function_name: str, run: DagRun) -> None:
-    from app import runs  # runs builds on dispatch; a callback is a run of its own
-
     failed = (
         TaskInstance.select(TaskInstance.task_id)
         .where(
@@ -260,7 +257,8 @@ def _call_back(function_name: str, run: DagRun) -> None:
         "failed_tasks": [ti.task_id for ti in failed],
         "url": f"/api/v1/runs/{run.id}",
     }
-    runs.invoke(function_name, summary, run_type="callback")
+    callback_run = run_factory.create_invoke_run(function_name, summary, run_type="callback")
+    start_run(callback_run.id)
 
 
 def release_retry(ti_id: int, try_number: int, now: datetime | None = None) -> bool:
@@ -275,5 +273,5 @@ def release_retry(ti_id: int, try_number: int, now: datetime | None = None) -> b
         return False
     if ti.next_try_at <= (now or utcnow()):
         return states.queue_task(ti)
-    queue.schedule_retry(ti_id, try_number, ti.next_try_at)
+    outbox.retry_due(ti_id, try_number, ti.next_try_at)
     return False

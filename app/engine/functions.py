@@ -3,14 +3,17 @@
 import ast
 import hashlib
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 
 import peewee
 
-from app.config import Settings
+from app.config import PROJECT_ROOT, Settings
+from app.domain import runtime_specs
 from app.domain.errors import Conflict, Invalid, NotFound
-from app.sandbox import runtimes
-from app.sandbox import supervisor as sandbox
 from app.store.db import Compiled, Slot, db
 from app.store.models import Function, FunctionVersion
 
@@ -19,6 +22,7 @@ RUNTIMES = ("python", "http", "sql", "shell")
 MAX_SOURCE_BYTES = 512 * 1024
 MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.001, 24 * 3600
 LOAD_CHECK_TIMEOUT_S = 10
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"  # the load check's PATH, as a try's
 FIELDS = {"name", "source", "handler", "runtime", "timeout", "memory_mb", "env", "secrets"}
 
 
@@ -61,7 +65,7 @@ def validate(payload, settings: Settings) -> dict:
     if python and not errors:
         errors += _source_problems(spec["source"], spec["handler"])
     elif not python and not {e["field"] for e in errors} & {"source", "runtime", "secrets"}:
-        problems = runtimes.spec_problems(spec["runtime"], spec["source"], spec["secrets"])
+        problems = runtime_specs.spec_problems(spec["runtime"], spec["source"], spec["secrets"])
         errors += [{"field": "source", "message": message} for message in problems]
     if errors:
         raise Invalid(errors)
@@ -165,21 +169,56 @@ def _top_level_bindings(tree: ast.Module) -> dict:
 
 
 def check_loads(spec: dict, settings: Settings) -> None:
-    """Import the module in the sandbox, as a try would, and check the handler is callable."""
+    """Import the module as a try would, in a process of its own (``python -m
+    app.sandbox.load_check``, confined like a try), and check the handler is callable;
+    Invalid (422) with the reason if not."""
     job = {
+        "runtime": spec["runtime"],
         "source": spec["source"],
         "handler": spec["handler"],
         "filename": f"<function {spec['name']}>",
         "env": spec["env"],
         "memory_mb": spec["memory_mb"],
         "result_cap_bytes": settings.result_cap_bytes,
-        "check_only": True,
     }
-    outcome = sandbox.run(job, LOAD_CHECK_TIMEOUT_S)
-    if not outcome.ok:
-        raise Invalid(
-            [{"field": "source", "message": f"loading the module failed: {outcome.error}"}]
-        )
+    error = load_check_error(json.dumps(job))
+    if error is not None:
+        raise Invalid([{"field": "source", "message": f"loading the module failed: {error}"}])
+
+
+def load_check_error(job_json: str) -> str | None:
+    """Run the load check on ``job_json``; None if the module loads, else why not."""
+    command = [sys.executable, "-m", "app.sandbox.load_check"]
+    env = {"PATH": SAFE_PATH, "PYTHONPATH": str(PROJECT_ROOT), "LANG": "C.UTF-8"}
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=PROJECT_ROOT,
+        env=env,
+        start_new_session=True,  # its own process group: killed whole on a timeout
+        text=True,
+    )
+    try:
+        answer, _ = process.communicate(job_json, timeout=LOAD_CHECK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"timed out after {LOAD_CHECK_TIMEOUT_S}s"
+    finally:
+        _kill_group(process.pid)
+        process.wait()
+    try:
+        outcome = json.loads(answer.splitlines()[-1])
+    except (IndexError, ValueError):
+        return f"the module's process exited with code {process.returncode} before answering"
+    return None if outcome["ok"] else outcome["error"]
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _digest(spec: dict) -> str:
@@ -245,23 +284,6 @@ _LATEST_BY_NAME = Compiled(  # asked on every trigger: compiled (app/store/db.py
         .limit(1)
     )
 )
-
-
-def delete(name: str) -> None:
-    function = get(name)
-    users = sorted(dag_id for dag_id, names in _current_dag_functions() if name in names)
-    if users:
-        raise Conflict(f"function {name!r} is used by DAGs: {', '.join(users)}", {"dags": users})
-    function.delete_instance()
-
-
-def _current_dag_functions():
-    """(dag_id, function names) for each DAG's current version."""
-    from app.engine import dags
-
-    for dag, version in dags.current_versions():
-        callbacks = {version.spec.get("on_success"), version.spec.get("on_failure")} - {None}
-        yield dag.dag_id, {task["function"] for task in version.spec["tasks"]} | callbacks
 
 
 def names() -> set[str]:

@@ -1,9 +1,10 @@
 """Prometheus metrics: counters kept in the database (so every process adds to the same
 ones), and gauges read at scrape time from the runs, task instances and the queue."""
 
+from collections.abc import Callable
+
 import peewee
 
-from app import broker as queue
 from app.store.db import db, is_postgres
 from app.store.models import DagRun, Metric, TaskInstance, TaskTry
 
@@ -35,13 +36,15 @@ def set_gauge(name: str, value: float) -> None:
     ).execute()
 
 
-def render() -> str:
-    """The Prometheus text exposition."""
+def render(queue_counts: Callable[[], tuple[int, int]] | None = None) -> str:
+    """The Prometheus text exposition. ``queue_counts`` answers (messages waiting, messages
+    waiting for their ETA) of the worker queue; an unreachable queue leaves them out."""
     lines: list[str] = []
     _by_state(lines, "brisa_runs", "Runs by state.", DagRun)
     _by_state(lines, "brisa_task_instances", "Task instances by state.", TaskInstance)
     _durations(lines)
-    _queue(lines)
+    if queue_counts is not None:
+        _queue(lines, queue_counts)
     stored = {row.name: row.value for row in Metric.select()}
     for name, help_text in COUNTERS.items():
         _metric(lines, f"brisa_{name}", "counter", help_text, [("", stored.get(name, 0))])
@@ -91,10 +94,10 @@ def _durations(lines) -> None:
     lines += [f"brisa_task_duration_seconds{suffix} {_number(value)}" for suffix, value in samples]
 
 
-def _queue(lines) -> None:
+def _queue(lines, queue_counts: Callable[[], tuple[int, int]]) -> None:
     try:
-        depth = [("", queue.huey.pending_count())]
-        scheduled = [("", queue.huey.scheduled_count())]
+        pending, waiting_eta = queue_counts()
+        depth, scheduled = [("", pending)], [("", waiting_eta)]
     except Exception:  # noqa: BLE001 - an unreachable queue leaves these out, not the page
         return
     _metric(lines, "brisa_queue_depth", "gauge", "Messages waiting in the worker queue.", depth)

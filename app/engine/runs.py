@@ -4,19 +4,16 @@ import time
 from datetime import UTC, datetime
 
 import peewee
-from peewee import chunked
 
 from app.domain import schedule
 from app.domain.errors import Conflict, Invalid, NotFound
-from app.domain.timeutil import utcnow
-from app.engine import dags, dispatch, functions
+from app.engine import dags, dispatch, run_factory
 from app.store import transitions as states
 from app.store.db import Compiled, Slot, db
 from app.store.models import Dag, DagRun, FunctionVersion, TaskInstance, TaskLog
-from app.store.transitions import RunState, TaskState
+from app.store.transitions import TaskState
 
 INVOKE_POLL_S = 0.02
-INSERT_BATCH = 50  # rows per INSERT: 17 columns stay under SQLite's old 999-variable limit
 
 
 def trigger(
@@ -35,13 +32,13 @@ def trigger(
     returns the first run, not created (False). ``dag``: the Dag, if the caller has it."""
     dag = dag or dags.get(dag_id)
     version = dags.current_version(dag)
-    pinned = _pin_versions(version.spec["tasks"])
+    pinned = run_factory.pin_versions(version.spec["tasks"])
     try:
         with db.atomic():
-            run = _create_run(
+            run = run_factory.create_run(
                 dag, version, None, run_type, logical_date, conf, key, interval, trigger=trigger
             )
-            _create_task_instances(run, version.spec["tasks"], pinned)
+            run_factory.create_task_instances(run, version.spec["tasks"], pinned)
             dispatch.start_queued_runs(dag.id, version.spec)
     except peewee.IntegrityError:
         existing = DagRun.get_or_none(DagRun.idempotency_key == key) if key else None
@@ -79,91 +76,13 @@ def backfill(dag_id: str, start: datetime, end: datetime) -> list[DagRun]:
     return [run for run in created if run is not None]
 
 
-def _pin_versions(tasks: list[dict]) -> dict[str, FunctionVersion]:
-    """Each task's function version, as resolved now (each distinct function once)."""
-    resolved = {}
-    for index, task in enumerate(tasks):
-        wanted = (task["function"], task.get("version"))
-        if wanted not in resolved:
-            try:
-                resolved[wanted] = functions.resolve(*wanted)
-            except NotFound as exc:
-                field = f"tasks[{index}].function"
-                raise Invalid([{"field": field, "message": exc.message}]) from None
-    return {t["task_id"]: resolved[(t["function"], t.get("version"))] for t in tasks}
-
-
 def invoke(name: str, event, run_type: str = "invoke", callback_url: str | None = None) -> DagRun:
     """Run one function now as a one-task run; ``event`` becomes the run's conf. With
     ``callback_url``, the outcome is POSTed there when the run ends (app/engine/callbacks.py)."""
-    version = functions.resolve(name, None)
-    task = {"task_id": name, "function": name, "upstream": [], "args": {}}
     with db.atomic():
-        run = _create_run(
-            None, None, version.function, run_type, None, event, None, callback_url=callback_url
-        )
-        _create_task_instances(run, [task], {name: version})
+        run = run_factory.create_invoke_run(name, event, run_type, callback_url)
         dispatch.start_run(run.id)
     return get(run.id)
-
-
-def _create_run(dag, version, function, run_type, logical_date, conf, key, interval=None, **extra):
-    now = utcnow()
-    start, end = interval or (None, None)
-    return DagRun.create(
-        dag=dag,
-        dag_version=version,
-        max_active_tasks=version.spec.get("max_active_tasks") if version else None,
-        function=function,
-        run_type=run_type,
-        logical_date=logical_date or now,
-        data_interval_start=start,
-        data_interval_end=end,
-        conf=conf,
-        state=str(RunState.QUEUED),
-        idempotency_key=key,
-        created_at=now,
-        **extra,
-    )
-
-
-def _create_task_instances(run, tasks: list[dict], pinned: dict[str, FunctionVersion]) -> None:
-    """One task instance per task, inserted in batches (a 1,000-task DAG in a few statements)."""
-    for batch in chunked(task_instance_rows(run, tasks, pinned), INSERT_BATCH):
-        TaskInstance.insert_many(batch).execute()
-
-
-def task_instance_rows(run, tasks: list[dict], pinned: dict[str, FunctionVersion]) -> list:
-    """The rows of a new run's task instances, one per task, each knowing its downstream."""
-    downstream = {t["task_id"]: [] for t in tasks}
-    for task in tasks:
-        for upstream in task.get("upstream", []):
-            downstream[upstream].append(task["task_id"])
-    return [
-        _task_instance_row(run, t, pinned[t["task_id"]], downstream[t["task_id"]]) for t in tasks
-    ]
-
-
-def _task_instance_row(run, task: dict, version: FunctionVersion, downstream: list[str]) -> dict:
-    return dict(
-        run=run,
-        dag_pk=run.dag_id,
-        pool=task.get("pool"),
-        task_id=task["task_id"],
-        function_version=version,
-        state=str(TaskState.NONE),
-        try_number=0,
-        max_tries=task.get("retries", 0) + 1,
-        retry_delay=task.get("retry_delay", 10),
-        retry_backoff=task.get("retry_backoff", False),
-        max_retry_delay=task.get("max_retry_delay", 3600),
-        timeout=task.get("timeout") or version.timeout,
-        args=task.get("args") or {},
-        upstream=list(task.get("upstream", [])),
-        downstream=downstream,
-        trigger_rule=task.get("trigger_rule", "all_success"),
-        parked=False,
-    )
 
 
 def wait_until_finished(run_id: int, seconds: float) -> DagRun:

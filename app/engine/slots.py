@@ -7,18 +7,16 @@ transaction holds the database's write lock). A try that finds no slot is parked
 The clock's lost-message rule is the safety net for a wake-up that never comes.
 """
 
-import zlib
 from dataclasses import dataclass
 
 from peewee import Value, fn
 
 from app.domain.timeutil import utcnow
+from app.store import locks
 from app.store import transitions as states
-from app.store.db import Compiled, Slot, db, is_postgres
+from app.store.db import Compiled, Slot, db
 from app.store.models import DagRun, Pool, TaskInstance
 from app.store.transitions import TaskState
-
-DAG_LOCK, POOL_LOCK = 1, 2  # the first key of each two-key advisory lock
 
 
 @dataclass(frozen=True)
@@ -107,13 +105,10 @@ def _parked_query(dag_pk, pool):
 
 def _lock(gate: Gate) -> None:
     """Serialise the slot checks of one DAG and one pool (always in this order)."""
-    if not is_postgres():
-        return
     if gate.dag_pk is not None:
-        db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (DAG_LOCK, gate.dag_pk))
+        locks.take(locks.DAG_SLOTS, gate.dag_pk)
     if gate.pool:
-        key = zlib.crc32(gate.pool.encode()) - 2**31  # into a signed 32-bit int
-        db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (POOL_LOCK, key))
+        locks.take(locks.POOL_SLOTS, locks.name_key(gate.pool))
 
 
 _CLAIMS: dict[tuple[bool, bool], Compiled] = {}

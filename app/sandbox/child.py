@@ -6,7 +6,7 @@ prints, its logging, its subprocesses, a traceback), goes down one socket to the
 outcome goes down a separate pipe as ``("ok", json_text)`` or ``("error", one_line)``.
 
 A job's ``runtime`` (default ``python``) picks what runs: a python handler here, or the
-``http``, ``sql`` and ``shell`` runtimes of app/sandbox/runtimes.py, imported only when needed.
+``http``, ``sql`` and ``shell`` runtimes of app/sandbox/runtimes.py.
 """
 
 import ctypes
@@ -20,6 +20,10 @@ import sys
 import traceback
 from types import SimpleNamespace
 
+from app.domain.runtime_specs import TemplateError
+from app.sandbox import runtimes
+from app.sandbox.job import Failed, Job, SkipTask
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -27,15 +31,15 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 def main(jobs, output, outcome) -> None:
     """Wait for the job (forked ahead of time, the child gets it when a try starts), then
-    run it in ``job["workdir"]`` (made, and removed after, by the worker)."""
+    run it in ``job.workdir`` (made, and removed after, by the worker)."""
     os.setsid()  # its own process group: the worker kills the whole group at the end
     _die_with_parent()
     _redirect_output(output)
     try:
         job = jobs.recv()
         jobs.close()
-        _confine(job, job["workdir"])
-        result = _run(job)
+        confine(job)
+        result = call(job)
         sys.stdout.flush()  # the output is in the socket before the outcome is sent
         sys.stderr.flush()
         outcome.send(result)
@@ -66,17 +70,18 @@ def _redirect_output(output) -> None:
     sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
 
 
-def _confine(job: dict, workdir: str) -> None:
+def confine(job: Job) -> None:
     """An environment holding none of Brisa's settings, a scratch directory, memory and CPU
     caps."""
     os.environ.clear()
+    workdir = job.workdir
     os.environ.update({"PATH": SAFE_PATH, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
-    os.environ.update(job.get("env") or {})
+    os.environ.update(job.env)
     os.chdir(workdir)
-    limit = job["memory_mb"] * 1024 * 1024
+    limit = job.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    if job.get("cpu_s"):  # CPU seconds: a busy loop is stopped even between wall-clock checks
-        cpu = int(job["cpu_s"]) + 1
+    if job.cpu_s:  # CPU seconds: a busy loop is stopped even between wall-clock checks
+        cpu = int(job.cpu_s) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     root = logging.getLogger()
     root.handlers = [logging.StreamHandler(sys.stderr)]
@@ -96,15 +101,6 @@ def load_handler(source: str, handler: str, filename: str):
     return namespace[handler]
 
 
-class SkipTask(Exception):
-    """Raised by ``context.skip(reason)``: the task ends ``skipped``, not failed."""
-
-
-class Failed(Exception):
-    """Raised by a runtime: the try fails with this message, which says it all (no traceback
-    of Brisa's own code in the log)."""
-
-
 class Context(SimpleNamespace):
     """What a handler gets as ``context``: the run's facts, a logger, and two controls."""
 
@@ -116,12 +112,12 @@ class Context(SimpleNamespace):
         self.chosen = [task_ids] if isinstance(task_ids, str) else list(task_ids)
 
 
-def _run(job: dict) -> tuple:
+def call(job: Job) -> tuple:
     """The outcome: ("ok", json_text, branch or None), ("skip", reason) or ("error", line)."""
     context = Context(
-        **job.get("context", {}),
-        log=logging.getLogger(f"brisa.task.{job.get('context', {}).get('task_id', 'function')}"),
-        secrets=dict(job.get("secrets") or {}),
+        **job.context,
+        log=logging.getLogger(f"brisa.task.{job.context.get('task_id', 'function')}"),
+        secrets=dict(job.secrets),
         chosen=None,
     )
     try:
@@ -129,34 +125,28 @@ def _run(job: dict) -> tuple:
     except SkipTask as exc:
         print(f"[brisa] the task skipped itself: {exc}" if str(exc) else "[brisa] skipped")
         return ("skip", str(exc))
-    except Failed as exc:
+    except (Failed, TemplateError) as exc:
         message = " ".join(str(exc).splitlines())[:500]
         print(f"[brisa] {message}")
         return ("error", message)
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt fail the try too
         traceback.print_exception(type(exc), exc, _from_user_code(exc.__traceback__))
         return ("error", _one_line(exc))
-    if len(result) > job["result_cap_bytes"]:
-        return (
-            "error",
-            f"result is {len(result)} bytes, over the cap of {job['result_cap_bytes']}",
-        )
+    if len(result) > job.result_cap_bytes:
+        return ("error", f"result is {len(result)} bytes, over the cap of {job.result_cap_bytes}")
     return ("ok", result, context.chosen)
 
 
-def _call(job: dict, context: Context):
-    """The function's result. A job without a runtime (one built before runtimes existed, or
-    by the deploy check) is python."""
-    if job.get("runtime", "python") != "python":
-        from app.sandbox import runtimes
-
-        return None if job.get("check_only") else runtimes.run(job)
-    handler = load_handler(job["source"], job["handler"], job["filename"])
-    return None if job.get("check_only") else handler(job["event"], context)
+def _call(job: Job, context: Context):
+    """The function's result (None for a check_only job)."""
+    if job.runtime != "python":
+        return None if job.check_only else runtimes.run(job)
+    handler = load_handler(job.source, job.handler, job.filename)
+    return None if job.check_only else handler(job.event, context)
 
 
 def _from_user_code(tb):
-    """The traceback less its first frames in this module (_run, _call)."""
+    """The traceback less its first frames in this module (call, _call)."""
     while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
         tb = tb.tb_next
     return tb

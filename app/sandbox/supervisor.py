@@ -9,6 +9,7 @@ of time, in the background, and waits for its job: a try starts by handing it th
 
 import atexit
 import codecs
+import dataclasses
 import io
 import json
 import logging
@@ -22,11 +23,12 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from multiprocessing.context import ForkServerProcess, set_spawning_popen
 
+from app.domain.outcomes import Outcome
 from app.sandbox import child as sandbox_child
+from app.sandbox.job import Job
 
 # The child unpickles a _WarmProcess, so this module is preloaded too: importing it in each
 # child (dataclasses, inspect, ...) cost about 8 ms a try.
@@ -47,6 +49,8 @@ class _WarmPopen(popen_forkserver.Popen):
     parent's ``__main__`` (huey_consumer, gunicorn, pytest); it needs only the modules the
     fork server preloaded. The body is ``popen_forkserver.Popen._launch`` otherwise."""
 
+    _fds: list[int]  # set by the stdlib's __init__ (typeshed does not declare it)
+
     def _launch(self, process_obj):
         prep_data = spawn.get_preparation_data(process_obj._name)
         prep_data.pop("init_main_from_name", None)
@@ -60,28 +64,22 @@ class _WarmPopen(popen_forkserver.Popen):
             set_spawning_popen(None)
         self.sentinel, w = forkserver.connect_to_new_process(self._fds)
         _parent_w = os.dup(w)
-        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
+        self.finalizer = util.Finalize(self, _close_fds, (_parent_w, self.sentinel))
         with open(w, "wb", closefd=True) as f:
             f.write(buf.getbuffer())
         self.pid = forkserver.read_signed(self.sentinel)
+
+
+def _close_fds(*fds: int) -> None:
+    """``multiprocessing.util.close_fds``, which typeshed does not declare."""
+    for fd in fds:
+        os.close(fd)
 
 
 class _WarmProcess(ForkServerProcess):
     @staticmethod
     def _Popen(process_obj):
         return _WarmPopen(process_obj)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """ok: the handler returned (``result``; ``branch``: the downstream tasks it chose) or
-    skipped itself (``skipped``, with its reason in ``error``); not ok: ``error`` says why."""
-
-    ok: bool
-    result: object = None
-    error: str | None = None
-    skipped: bool = False
-    branch: tuple | None = None
 
 
 class Observer:
@@ -94,12 +92,13 @@ class Observer:
         return True
 
 
-def run(job: dict, timeout: float, observer: Observer | None = None, key=None) -> Outcome:
-    """Run ``job`` (see sandbox_child.main) and return its outcome; never raises for what the
+def run(job: Job, timeout: float, observer: Observer | None = None, key=None) -> Outcome:
+    """Run ``job`` (see app/sandbox/child.py ``main``) for at most ``timeout`` seconds and return
+    its outcome; never raises for what the
     function does: a crash, a hang, a kill or bad output all come back as a failed Outcome.
     With ``key``, ``kill(key)`` from another thread ends it early."""
     observer = observer or Observer()
-    job = {**job, "workdir": tempfile.mkdtemp(prefix="brisa-try-")}
+    job = dataclasses.replace(job, workdir=tempfile.mkdtemp(prefix="brisa-try-"))
     child = _take_spare() or _Child.fork()
     _ask_for_spare()
     try:
@@ -111,7 +110,7 @@ def run(job: dict, timeout: float, observer: Observer | None = None, key=None) -
     finally:
         _running.pop(key, None)
         child.close(wait=False)
-        shutil.rmtree(job["workdir"], ignore_errors=True)
+        shutil.rmtree(job.workdir, ignore_errors=True)
 
 
 class _Child:

@@ -14,12 +14,12 @@ import logging
 import peewee as pw
 from playhouse import migrate as schema
 
+from app.store import locks
 from app.store.db import db, is_postgres
 from app.store.models import ALL_MODELS, AuditEvent, Metric, Pool, SchemaVersion, Secret, TaskTry
 
 log = logging.getLogger(__name__)
 
-MIGRATION_LOCK_KEY = 0x62726973  # "bris"
 
 EXTRA_DDL = [
     # One scheduled run per (dag, logical_date), however many clocks tick: the database says
@@ -100,7 +100,7 @@ def migrate() -> tuple[int | None, int]:
     """Create or upgrade the schema; returns (version before, version after)."""
     with db.atomic():
         if is_postgres():
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            locks.take(locks.MIGRATION)
         before = current_version()
         if before is None:
             _create_baseline()

@@ -1,5 +1,7 @@
 """Peewee models. Schema changes go through app/store/migrations.py, never create_tables alone."""
 
+from __future__ import annotations  # the typing-only annotations below are never evaluated
+
 import json
 
 import peewee as pw
@@ -19,6 +21,10 @@ class JSONField(pw.TextField):
 
 
 class BaseModel(pw.Model):
+    # Typing only (mypy, with peewee's stubs): the ``id`` primary key peewee adds to a model
+    # that declares none (Metric declares its own). Annotations create no field.
+    id: pw.AutoField[int]
+
     class Meta:
         database = db
         legacy_table_names = False
@@ -37,6 +43,7 @@ class FunctionVersion(BaseModel):
     """Immutable: a deploy with other source or settings makes version n+1."""
 
     function = pw.ForeignKeyField(Function, backref="versions", on_delete="CASCADE")
+    function_id: pw.IntegerField[int]  # typing only: the accessor peewee adds for the key
     version = pw.IntegerField()
     source = pw.TextField()
     sha256 = pw.CharField(max_length=64)
@@ -60,11 +67,16 @@ class Dag(BaseModel):
     next_run_at = pw.DateTimeField(null=True, index=True)  # the clock looks only at due DAGs
     webhook_secret = pw.TextField(null=True)  # encrypted (app/engine/crypto.py)
 
+    # Not a column: the secret in clear, set only on the Dag that app/engine/dags.py created
+    # it for, so the response to that request can show it once.
+    revealed_webhook_secret: str | None = None
+
 
 class DagVersion(BaseModel):
     """Immutable JSON spec; a run pins the version it was created from."""
 
     dag = pw.ForeignKeyField(Dag, backref="versions", on_delete="CASCADE")
+    dag_id: pw.IntegerField[int]  # typing only: the accessor peewee adds for the key
     version = pw.IntegerField()
     spec = JSONField()
     sha256 = pw.CharField(max_length=64)
@@ -89,6 +101,10 @@ class DagRun(BaseModel):
     dag = pw.ForeignKeyField(Dag, null=True, backref="runs", on_delete="CASCADE")
     dag_version = pw.ForeignKeyField(DagVersion, null=True, on_delete="CASCADE")
     function = pw.ForeignKeyField(Function, null=True, on_delete="CASCADE")
+    # Typing only: the accessors peewee adds for the foreign keys (the referenced ids).
+    dag_id: pw.IntegerField[int | None]
+    dag_version_id: pw.IntegerField[int | None]
+    function_id: pw.IntegerField[int | None]
     run_type = pw.CharField(max_length=20)  # manual | scheduled | webhook | invoke | backfill
     logical_date = pw.DateTimeField()
     conf = JSONField(null=True)
@@ -112,9 +128,11 @@ class TaskInstance(BaseModel):
     """One task of one run. Self-contained: the worker needs no spec to run it or its successors."""
 
     run = pw.ForeignKeyField(DagRun, backref="task_instances", on_delete="CASCADE")
+    run_id: pw.IntegerField[int]  # typing only: the accessor peewee adds for the key
     dag_pk = pw.IntegerField(null=True)  # the run's Dag.id, copied to count a DAG's slots
     task_id = pw.CharField(max_length=100)
     function_version = pw.ForeignKeyField(FunctionVersion, on_delete="CASCADE")
+    function_version_id: pw.IntegerField[int]  # typing only, as run_id
     state = pw.CharField(max_length=20)
     try_number = pw.IntegerField(default=0)  # the try running or last run; 1 on the first
     max_tries = pw.IntegerField(default=1)

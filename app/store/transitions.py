@@ -4,76 +4,29 @@ Each transition is one compare-and-set UPDATE: it names the states it may leave 
 task, the try it concerns), so two processes racing for the same change cannot both win, and
 a stale actor (a duplicated message, a worker whose try was cancelled) changes nothing.
 Nothing outside this module writes a ``state`` column. Messages are enqueued only after the
-commit that made their task ``queued`` (``db.after_commit``).
+commit that made their task ``queued`` (app/store/outbox.py).
 """
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from peewee import Case, Value
 
-from app import broker as queue
+from app.domain.states import (
+    RUN_FINISHED,
+    RUN_TRANSITIONS,
+    TASK_FINISHED,
+    TASK_TRANSITIONS,
+    TASK_UNFINISHED,
+    IllegalTransition,
+    RunState,
+    TaskState,
+)
 from app.domain.timeutil import utcnow
+from app.store import outbox
 from app.store.db import Compiled, Slot, db
 from app.store.models import DagRun, TaskInstance
 
-
-class TaskState(StrEnum):
-    NONE = "none"
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCESS = "success"
-    FAILED = "failed"
-    UP_FOR_RETRY = "up_for_retry"
-    UPSTREAM_FAILED = "upstream_failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-
-
-class RunState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCESS = "success"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
 T, R = TaskState, RunState
-TASK_FINISHED = frozenset({T.SUCCESS, T.FAILED, T.UPSTREAM_FAILED, T.SKIPPED, T.CANCELLED})
-TASK_UNFINISHED = frozenset(set(T) - TASK_FINISHED)
-RUN_FINISHED = frozenset({R.SUCCESS, R.FAILED, R.CANCELLED})
-
-TASK_TRANSITIONS = frozenset(
-    {
-        (T.NONE, T.QUEUED),
-        (T.UP_FOR_RETRY, T.QUEUED),
-        (T.QUEUED, T.RUNNING),
-        (T.RUNNING, T.SUCCESS),
-        (T.RUNNING, T.FAILED),
-        (T.RUNNING, T.UP_FOR_RETRY),
-        (T.RUNNING, T.SKIPPED),  # the function skipped itself
-        (T.NONE, T.UPSTREAM_FAILED),
-        (T.NONE, T.SKIPPED),
-    }
-    | {(state, T.CANCELLED) for state in TASK_UNFINISHED}
-    | {(state, T.NONE) for state in TASK_FINISHED}  # clear
-    | {(state, T.FAILED) for state in TASK_UNFINISHED}  # dagrun_timeout, mark failed
-    | {(state, mark) for state in T for mark in (T.SUCCESS, T.FAILED) if state != mark}  # mark
-)
-RUN_TRANSITIONS = frozenset(
-    {
-        (R.QUEUED, R.RUNNING),
-        (R.RUNNING, R.SUCCESS),
-        (R.RUNNING, R.FAILED),
-        (R.QUEUED, R.CANCELLED),
-        (R.RUNNING, R.CANCELLED),
-    }
-    | {(state, R.RUNNING) for state in RUN_FINISHED}  # clear
-)
-
-
-class IllegalTransition(ValueError):
-    pass
 
 
 def _check(table, sources, target) -> list[str]:
@@ -101,8 +54,22 @@ def _move_run(run_id: int, sources, target, **fields) -> bool:
     return query.where((DagRun.id == run_id) & DagRun.state.in_(states)).execute() == 1
 
 
-def _this_try(ti_id: int, try_number: int):
+def _this_try(ti_id: int | Slot, try_number: int | Slot):
+    """The task instance's row while it is on that try (a Slot: a compiled statement's)."""
     return (TaskInstance.id == ti_id) & (TaskInstance.try_number == try_number)
+
+
+# Births: the first state of every new row -----------------------------------------------
+
+
+def new_run(**fields) -> dict:
+    """A ``dag_run`` row's fields for an insert: every run is born ``queued``."""
+    return {**fields, "state": str(R.QUEUED)}
+
+
+def new_task_instance(**fields) -> dict:
+    """A ``task_instance`` row's fields for an insert: every task instance is born ``none``."""
+    return {**fields, "state": str(T.NONE)}
 
 
 # Task instances -------------------------------------------------------------------------
@@ -127,7 +94,7 @@ def queue_task(ti: TaskInstance) -> bool:
     next_try = ti.try_number + 1
     moved = _QUEUE.rowcount(ti_id=ti.id, try_number=ti.try_number, next_try=next_try, now=utcnow())
     if moved:
-        db.after_commit(lambda: queue.enqueue_task(ti.id, next_try))
+        outbox.try_queued(ti.id, next_try)
     return bool(moved)
 
 
@@ -144,7 +111,7 @@ def requeue_lost(ti_id: int, try_number: int, queued_before: datetime, now: date
         .execute()
     )
     if moved:
-        db.after_commit(lambda: queue.enqueue_task(ti_id, try_number))
+        outbox.try_queued(ti_id, try_number)
     return bool(moved)
 
 
@@ -163,7 +130,7 @@ def unpark(ti_id: int, try_number: int) -> bool:
     )
     if query.execute() != 1:
         return False
-    db.after_commit(lambda: queue.enqueue_task(ti_id, try_number))
+    outbox.try_queued(ti_id, try_number)
     return True
 
 
@@ -224,7 +191,7 @@ def fail(ti_id: int, try_number: int, max_tries: int, error: str, retry_delay: f
         next_try_at = now + timedelta(seconds=retry_delay)
         fields = dict(error=error, finished_at=now, next_try_at=next_try_at)
         if _move_tasks(_this_try(ti_id, try_number), [T.RUNNING], T.UP_FOR_RETRY, **fields):
-            db.after_commit(lambda: queue.schedule_retry(ti_id, try_number, next_try_at))
+            outbox.retry_due(ti_id, try_number, next_try_at)
             return T.UP_FOR_RETRY
         return None
     moved = _move_tasks(
@@ -256,7 +223,7 @@ def hand_back(ti_id: int, try_number: int, reason: str) -> bool:
     )
     if not _move_tasks(_this_try(ti_id, try_number), [T.RUNNING], T.UP_FOR_RETRY, **fields):
         return False
-    db.after_commit(lambda: queue.schedule_retry(ti_id, try_number, now))
+    outbox.retry_due(ti_id, try_number, now)
     return True
 
 
@@ -348,6 +315,5 @@ def queue_first_tasks(run_ids: list[int]) -> int:
     fields = dict(try_number=TaskInstance.try_number + 1, queued_at=utcnow(), next_try_at=None)
     query = _tasks_update(where, [T.NONE], T.QUEUED, **fields)
     queued = list(query.returning(TaskInstance.id, TaskInstance.try_number).tuples().execute())
-    if queued:
-        db.after_commit(lambda: [queue.enqueue_task(ti_id, number) for ti_id, number in queued])
+    outbox.tries_queued(queued)
     return len(queued)

@@ -8,6 +8,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from app import broker
 from app import log_setup as logs
 from app.config import Settings, current
 from app.domain.errors import BrisaError
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     flask_app.json.sort_keys = False
     logs.configure()
+    broker.install()  # the outbox of this process sends on huey
     flask_app.url_map.converters["int"] = BoundedInt
     _refuse_nul(flask_app)
     _register_security_headers(flask_app)

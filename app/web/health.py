@@ -2,7 +2,7 @@
 
 from flask import Blueprint, Response, jsonify
 
-from app import broker as queue
+from app import broker
 from app.engine import metrics
 from app.store.db import db
 
@@ -17,7 +17,7 @@ def healthz():
 @health.get("/readyz")
 def readyz():
     checks = {"database": _check(lambda: db.execute_sql("SELECT 1").fetchone())}
-    checks["queue"] = _check(queue.huey.storage.queue_size)
+    checks["queue"] = _check(broker.huey.storage.queue_size)
     ready = all(value == "ok" for value in checks.values())
     return jsonify({"status": "ok" if ready else "unavailable", "checks": checks}), (
         200 if ready else 503
@@ -27,7 +27,7 @@ def readyz():
 @health.get("/metrics")
 def prometheus_metrics():
     """Prometheus text format; unauthenticated like the health checks (counts, no data)."""
-    return Response(metrics.render(), content_type=PROMETHEUS_TYPE)
+    return Response(metrics.render(broker.queue_counts), content_type=PROMETHEUS_TYPE)
 
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -1,19 +1,39 @@
 """GET /api/v1/openapi.json: the OpenAPI 3.1 contract of every route under /api/v1, /hooks,
 /healthz, /readyz and /metrics. No token needed to read it.
 
-The document is plain Python data built from small helpers; the lists it names (runtimes,
-roles, trigger rules, states, limits) come from the modules that enforce them.
+The document is plain Python data built from small helpers (app/web/api/openapi_parts.py);
+the lists it names (runtimes, roles, trigger rules, states, limits) come from the modules that
+enforce them. Each /api/v1 resource module in app/web/api/ holds its own paths beside its
+routes; this module holds what they share: the component schemas and error responses, the
+public paths (/hooks, health, metrics, this document) and the assembly.
 """
 
 from flask import Blueprint, jsonify
 
 from app.domain.dagspec import _ID, PRESETS
 from app.domain.trigger_rules import TRIGGER_RULES
-from app.engine import functions
-from app.engine import secret_store as secrets
+from app.engine import functions, secret_store
 from app.engine.auth import ROLES
 from app.store.transitions import RunState, TaskState
-from app.web.api import MAX_PAGE, MAX_WAIT_S
+from app.web import api
+from app.web.api.openapi_parts import (
+    ANY,
+    DAG_ID,
+    array,
+    boolean,
+    closed,
+    errors,
+    header_param,
+    integer,
+    nullable,
+    number,
+    obj,
+    operation,
+    ref,
+    request_body,
+    response,
+    string,
+)
 from app.web.health import PROMETHEUS_TYPE
 
 docs = Blueprint("docs", __name__)
@@ -26,104 +46,7 @@ def openapi_document():
     return jsonify(document())
 
 
-# Helpers --------------------------------------------------------------------------------
-
-
-def ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def nullable(schema: dict) -> dict:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def string(**extra) -> dict:
-    return {"type": "string", **extra}
-
-
-def integer(**extra) -> dict:
-    return {"type": "integer", **extra}
-
-
-def number(**extra) -> dict:
-    return {"type": "number", **extra}
-
-
-def boolean() -> dict:
-    return {"type": "boolean"}
-
-
-def array(items: dict, **extra) -> dict:
-    return {"type": "array", "items": items, **extra}
-
-
-def obj(properties: dict, required=(), additional=False, **extra) -> dict:
-    schema = {"type": "object", "properties": properties, **extra}
-    if required:
-        schema["required"] = list(required)
-    if additional is not True:
-        schema["additionalProperties"] = additional
-    return schema
-
-
-def closed(properties: dict, **extra) -> dict:
-    """A response object: every property always present, none other."""
-    return obj(properties, required=properties, **extra)
-
-
-DATE_TIME = string(format="date-time")
-MAYBE_DATE_TIME = nullable(DATE_TIME)
-ANY = {"description": "any JSON value"}
-ID_PATTERN = f"^{_ID.pattern}$"
-NAME = string(pattern=functions.NAME_PATTERN.pattern, minLength=1, maxLength=100)
-
-
-def json_content(schema: dict) -> dict:
-    return {"application/json": {"schema": schema}}
-
-
-def response(description: str, schema: dict | None = None) -> dict:
-    answer = {"description": description}
-    if schema is not None:
-        answer["content"] = json_content(schema)
-    return answer
-
-
-def body(schema: dict, description: str, required: bool = True) -> dict:
-    return {"required": required, "description": description, "content": json_content(schema)}
-
-
-def path_param(name: str, description: str, schema: dict | None = None, example=None) -> dict:
-    param = {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": schema or string(minLength=1),
-    }
-    if example is not None:
-        param["example"] = example
-    return param
-
-
-def query_param(name: str, description: str, schema: dict) -> dict:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-    }
-
-
-def header_param(name: str, description: str) -> dict:
-    return {
-        "name": name,
-        "in": "header",
-        "required": False,
-        "description": description,
-        "schema": string(),
-    }
+# Errors ---------------------------------------------------------------------------------
 
 
 ERROR_DESCRIPTIONS = {
@@ -146,49 +69,12 @@ SIGNATURE_ERROR_DESCRIPTION = (
 )
 
 
-def errors(*codes: int) -> dict:
-    return {str(code): {"$ref": f"#/components/responses/Error{code}"} for code in codes}
-
-
-def operation(
-    operation_id: str,
-    summary: str,
-    tag: str,
-    ok: dict,
-    role: str | None = None,
-    params=(),
-    request=None,
-    error_codes=(),
-) -> dict:
-    """One operation. ``role`` None means public (no bearer token); otherwise 401 (and 403
-    above the lowest role) are added, and 503 always (the database may be down)."""
-    codes = set(error_codes) | {503}
-    if role is not None:
-        codes.add(401)
-        if ROLES.index(role) > 0:
-            codes.add(403)
-    op = {
-        "operationId": operation_id,
-        "summary": summary,
-        "tags": [tag],
-        "responses": {**ok, **errors(*sorted(codes))},
-    }
-    if role is None:
-        op["security"] = []
-    else:
-        op["description"] = f"Needs the {role} role (roles, lowest first: {', '.join(ROLES)})."
-    if params:
-        op["parameters"] = list(params)
-    if request is not None:
-        op["requestBody"] = request
-    return op
-
-
-JSON_BODY_ERRORS = (400, 413, 415, 422)
-OPTIONAL_BODY_ERRORS = (400, 413, 415, 422)
-
-
 # Schemas --------------------------------------------------------------------------------
+
+DATE_TIME = string(format="date-time")
+MAYBE_DATE_TIME = nullable(DATE_TIME)
+ID_PATTERN = f"^{_ID.pattern}$"
+NAME = string(pattern=functions.NAME_PATTERN.pattern, minLength=1, maxLength=100)
 
 
 def error_schema() -> dict:
@@ -352,9 +238,19 @@ def token_properties() -> dict:
 
 
 def schemas() -> dict:
-    run_props = run_schema()["properties"]
+    """Every component schema, in the order docs/api.md lists them."""
     return {
         "Error": error_schema(),
+        **function_schemas(),
+        **dag_schemas(),
+        **run_schemas(),
+        **admin_schemas(),
+        **public_schemas(),
+    }
+
+
+def function_schemas() -> dict:
+    return {
         "FunctionDeploy": function_deploy_schema(),
         "FunctionVersion": function_version_schema(with_source=False),
         "FunctionVersionWithSource": function_version_schema(with_source=True),
@@ -367,6 +263,11 @@ def schemas() -> dict:
             }
         ),
         "FunctionList": closed({"functions": array(ref("FunctionVersion"))}),
+    }
+
+
+def dag_schemas() -> dict:
+    return {
         "TaskSpec": task_spec_schema(),
         "DagSpec": dag_spec_schema(dag_id_required=True),
         "DagSpecPut": dag_spec_schema(dag_id_required=False),
@@ -397,6 +298,12 @@ def schemas() -> dict:
         ),
         "DagList": closed({"dags": array(ref("Dag"))}),
         "Pause": closed({"paused": boolean()}),
+    }
+
+
+def run_schemas() -> dict:
+    run_props = run_schema()["properties"]
+    return {
         "Trigger": obj({"conf": ANY, "logical_date": nullable(DATE_TIME)}),
         "Backfill": closed({"start": DATE_TIME, "end": DATE_TIME}),
         "Mark": closed({"state": string(enum=[str(TaskState.SUCCESS), str(TaskState.FAILED)])}),
@@ -428,6 +335,12 @@ def schemas() -> dict:
                 "next_offset": integer(minimum=0),
             }
         ),
+    }
+
+
+def admin_schemas() -> dict:
+    """Pools, secrets, tokens and the audit log."""
+    return {
         "PoolPut": obj(
             {"slots": integer(minimum=0, maximum=100_000), "description": string()},
             required=("slots",),
@@ -436,9 +349,9 @@ def schemas() -> dict:
         "PoolList": closed({"pools": array(ref("Pool"))}),
         "SecretPut": closed(
             {
-                "name": string(pattern=secrets.NAME.pattern, minLength=1, maxLength=100),
+                "name": string(pattern=secret_store.NAME.pattern, minLength=1, maxLength=100),
                 "value": string(
-                    minLength=1, description=f"at most {secrets.MAX_VALUE_BYTES} bytes"
+                    minLength=1, description=f"at most {secret_store.MAX_VALUE_BYTES} bytes"
                 ),
             }
         ),
@@ -470,6 +383,12 @@ def schemas() -> dict:
         "AuditPage": closed(
             {"events": array(ref("AuditEvent")), "next_cursor": nullable(integer())}
         ),
+    }
+
+
+def public_schemas() -> dict:
+    """Webhook and callback secrets, webhook deliveries, health checks."""
+    return {
         "WebhookSecret": closed({"webhook_secret": string(pattern="^whsec_")}),
         "CallbackSecret": closed({"secret": string()}),
         "HookAccepted": closed(
@@ -497,470 +416,14 @@ def schemas() -> dict:
 
 # Paths ----------------------------------------------------------------------------------
 
-# Examples name the example functions and DAGs (functions/), as the README does.
-FUNCTION_NAME = path_param("name", "a function's name", example="hello")
-DAG_ID = path_param("dag_id", "a DAG's id", example="example_pipeline")
-DAG_TO_DELETE = path_param("dag_id", "a DAG's id", example="words")
-RUN_ID = path_param("run_id", "a run's id", integer(minimum=0), example=1)
-TASK_ID = path_param("task_id", "a task's id within the run", example="hello")
-POOL_NAME = path_param("name", "a pool's name")
-SECRET_NAME = path_param("name", "a secret's name")
-NO_CONTENT = {"204": {"description": "Deleted"}}
-
-
-def function_paths() -> dict:
-    invoke_params = [
-        FUNCTION_NAME,
-        query_param(
-            "wait",
-            f"seconds (0 to {MAX_WAIT_S}) to wait for the result before answering 202",
-            number(minimum=0, maximum=MAX_WAIT_S),
-        ),
-        query_param(
-            "callback_url", "POST the outcome here (http or https) when the run ends", string()
-        ),
-        header_param("X-Callback-Url", "the same as callback_url"),
-    ]
-    return {
-        "/api/v1/functions": {
-            "post": operation(
-                "deployFunction",
-                "Deploy a function: 201 a new version, 200 identical to the latest",
-                "functions",
-                {
-                    "200": response("Unchanged: the latest version", ref("FunctionVersion")),
-                    "201": response("A new version", ref("FunctionVersion")),
-                },
-                role="admin",
-                request=body(ref("FunctionDeploy"), "The function"),
-                error_codes=(*JSON_BODY_ERRORS, 409),
-            ),
-            "get": operation(
-                "listFunctions",
-                "Every function's latest version",
-                "functions",
-                {"200": response("Functions", ref("FunctionList"))},
-                role="viewer",
-            ),
-        },
-        "/api/v1/functions/{name}": {
-            "get": operation(
-                "getFunction",
-                "A function with its versions, newest first",
-                "functions",
-                {"200": response("The function", ref("Function"))},
-                role="viewer",
-                params=[FUNCTION_NAME],
-                error_codes=(404,),
-            ),
-            "delete": operation(
-                "deleteFunction",
-                "Delete a function; 409 while a DAG uses it",
-                "functions",
-                NO_CONTENT,
-                role="admin",
-                params=[FUNCTION_NAME],
-                error_codes=(404, 409),
-            ),
-        },
-        "/api/v1/functions/{name}/versions/{number}": {
-            "get": operation(
-                "getFunctionVersion",
-                "One version of a function, with its source",
-                "functions",
-                {"200": response("The version", ref("FunctionVersionWithSource"))},
-                role="viewer",
-                params=[FUNCTION_NAME, path_param("number", "a version", integer(minimum=0))],
-                error_codes=(404,),
-            ),
-        },
-        "/api/v1/functions/{name}/invoke": {
-            "post": operation(
-                "invokeFunction",
-                "Run the function now with the body as conf",
-                "functions",
-                {
-                    "200": response("The run finished within wait", ref("InvokeResult")),
-                    "202": response("The run is still going: poll its url", ref("InvokeResult")),
-                },
-                role="operator",
-                params=invoke_params,
-                request=body(ANY, "The event (the run's conf); optional", required=False),
-                error_codes=(*OPTIONAL_BODY_ERRORS, 404),
-            ),
-        },
-    }
-
-
-def dag_paths() -> dict:
-    dag_answer = response("The DAG", ref("Dag"))
-    return {
-        "/api/v1/dags": {
-            "post": operation(
-                "createDag",
-                "Create a DAG (409 if it exists); the answer carries its webhook secret",
-                "dags",
-                {"201": response("Created", ref("Dag"))},
-                role="admin",
-                request=body(ref("DagSpec"), "The DAG spec"),
-                error_codes=(*JSON_BODY_ERRORS, 409),
-            ),
-            "get": operation(
-                "listDags",
-                "Every DAG with its last run",
-                "dags",
-                {"200": response("DAGs", ref("DagList"))},
-                role="viewer",
-            ),
-        },
-        "/api/v1/dags/{dag_id}": {
-            "put": operation(
-                "putDag",
-                "Create a DAG or add a version: 201 changed, 200 identical",
-                "dags",
-                {
-                    "200": response("Unchanged", ref("Dag")),
-                    "201": response("Created or changed", ref("Dag")),
-                },
-                role="admin",
-                params=[DAG_ID],
-                request=body(
-                    ref("DagSpecPut"), "The DAG spec; dag_id, if given, must match the URL"
-                ),
-                error_codes=(*JSON_BODY_ERRORS, 404),
-            ),
-            "get": operation(
-                "getDag",
-                "A DAG with its last run",
-                "dags",
-                {"200": dag_answer},
-                role="viewer",
-                params=[DAG_ID],
-                error_codes=(404,),
-            ),
-            "patch": operation(
-                "pauseDag",
-                "Pause or unpause a DAG",
-                "dags",
-                {"200": dag_answer},
-                role="operator",
-                params=[DAG_ID],
-                request=body(ref("Pause"), "The new paused state"),
-                error_codes=(*JSON_BODY_ERRORS, 404),
-            ),
-            "delete": operation(
-                "deleteDag",
-                "Delete a DAG with its versions, runs and logs",
-                "dags",
-                NO_CONTENT,
-                role="admin",
-                params=[DAG_TO_DELETE],
-                error_codes=(404,),
-            ),
-        },
-        "/api/v1/dags/{dag_id}/webhook-secret": {
-            "post": operation(
-                "rotateWebhookSecret",
-                "Rotate the DAG's webhook secret and show the new one (once)",
-                "dags",
-                {"200": response("The new secret", ref("WebhookSecret"))},
-                role="admin",
-                params=[DAG_ID],
-                error_codes=(404,),
-            ),
-        },
-        "/api/v1/dags/{dag_id}/runs": {
-            "post": operation(
-                "triggerRun",
-                "Trigger a run of the DAG's current version",
-                "runs",
-                {"201": response("The run", ref("Run"))},
-                role="operator",
-                params=[DAG_ID],
-                request=body(
-                    ref("Trigger"), "conf and logical_date, both optional", required=False
-                ),
-                error_codes=(*OPTIONAL_BODY_ERRORS, 404, 409),
-            ),
-            "get": operation(
-                "listRuns",
-                "The DAG's runs, newest first; next_cursor pages",
-                "runs",
-                {"200": response("A page of runs", ref("RunPage"))},
-                role="viewer",
-                params=[
-                    DAG_ID,
-                    query_param("state", "only runs in this state", string()),
-                    query_param(
-                        "limit", "page size", integer(minimum=1, maximum=MAX_PAGE, default=25)
-                    ),
-                    query_param(
-                        "cursor",
-                        "next_cursor of the previous page",
-                        integer(minimum=1, maximum=2**62),
-                    ),
-                ],
-                error_codes=(404, 422),
-            ),
-        },
-        "/api/v1/dags/{dag_id}/backfill": {
-            "post": operation(
-                "backfill",
-                "A run for every time the schedule fell due in [start, end]",
-                "runs",
-                {"201": response("The runs created", ref("BackfillResult"))},
-                role="operator",
-                params=[DAG_ID],
-                request=body(ref("Backfill"), "The interval"),
-                error_codes=(*JSON_BODY_ERRORS, 404),
-            ),
-        },
-    }
-
-
-def run_paths() -> dict:
-    cleared = response("The tasks cleared and the run", ref("Cleared"))
-    return {
-        "/api/v1/runs/{run_id}": {
-            "get": operation(
-                "getRun",
-                "A run with its task instances",
-                "runs",
-                {"200": response("The run", ref("Run"))},
-                role="viewer",
-                params=[RUN_ID],
-                error_codes=(404,),
-            ),
-        },
-        "/api/v1/runs/{run_id}/cancel": {
-            "post": operation(
-                "cancelRun",
-                "Cancel a queued or running run; running tries are killed",
-                "runs",
-                {"200": response("The run", ref("Run"))},
-                role="operator",
-                params=[RUN_ID],
-                error_codes=(404, 409),
-            ),
-        },
-        "/api/v1/runs/{run_id}/rerun": {
-            "post": operation(
-                "rerunFailed",
-                "Clear the failed, upstream_failed and cancelled tasks so they run again",
-                "runs",
-                {"200": cleared},
-                role="operator",
-                params=[RUN_ID],
-                error_codes=(404, 409),
-            ),
-        },
-        "/api/v1/runs/{run_id}/tasks/{task_id}": {
-            "get": operation(
-                "getTaskInstance",
-                "A task instance with its result, error and tries",
-                "runs",
-                {"200": response("The task instance", ref("TaskInstanceWithTries"))},
-                role="viewer",
-                params=[RUN_ID, TASK_ID],
-                error_codes=(404,),
-            ),
-        },
-        "/api/v1/runs/{run_id}/tasks/{task_id}/logs": {
-            "get": operation(
-                "getTaskLogs",
-                "The log of one try, from chunk offset on (tail it with next_offset)",
-                "runs",
-                {"200": response("The log", ref("Logs"))},
-                role="viewer",
-                params=[
-                    RUN_ID,
-                    TASK_ID,
-                    query_param(
-                        "try", "the try (default: the latest)", integer(minimum=1, maximum=10_000)
-                    ),
-                    query_param("offset", "the first chunk", integer(minimum=0, maximum=2**31)),
-                ],
-                error_codes=(404, 422),
-            ),
-        },
-        "/api/v1/runs/{run_id}/tasks/{task_id}/clear": {
-            "post": operation(
-                "clearTask",
-                "Rerun a finished task (and, with downstream, everything after it)",
-                "runs",
-                {"200": cleared},
-                role="operator",
-                params=[
-                    RUN_ID,
-                    TASK_ID,
-                    query_param("downstream", "1, true or yes: clear downstream too", string()),
-                ],
-                error_codes=(404, 409),
-            ),
-        },
-        "/api/v1/runs/{run_id}/tasks/{task_id}/mark": {
-            "post": operation(
-                "markTask",
-                "Mark a task instance success or failed; successors and the run follow",
-                "runs",
-                {"200": response("The task instance", ref("TaskInstance"))},
-                role="operator",
-                params=[RUN_ID, TASK_ID],
-                request=body(ref("Mark"), "The state"),
-                error_codes=(*JSON_BODY_ERRORS, 404),
-            ),
-        },
-    }
-
-
-def pool_secret_paths() -> dict:
-    pool = response("The pool", ref("Pool"))
-    secret = response("The secret (never its value)", ref("Secret"))
-    return {
-        "/api/v1/pools": {
-            "get": operation(
-                "listPools",
-                "Every pool",
-                "pools",
-                {"200": response("Pools", ref("PoolList"))},
-                role="viewer",
-            ),
-        },
-        "/api/v1/pools/{name}": {
-            "get": operation(
-                "getPool",
-                "A pool",
-                "pools",
-                {"200": pool},
-                role="viewer",
-                params=[POOL_NAME],
-                error_codes=(404,),
-            ),
-            "put": operation(
-                "putPool",
-                "Create (201) or resize (200) a pool",
-                "pools",
-                {"200": pool, "201": response("Created", ref("Pool"))},
-                role="admin",
-                params=[POOL_NAME],
-                request=body(ref("PoolPut"), "Slots and description"),
-                error_codes=(*JSON_BODY_ERRORS, 404),
-            ),
-            "delete": operation(
-                "deletePool",
-                "Delete a pool",
-                "pools",
-                NO_CONTENT,
-                role="admin",
-                params=[POOL_NAME],
-                error_codes=(404,),
-            ),
-        },
-        "/api/v1/secrets": {
-            "post": operation(
-                "putSecret",
-                "Create (201) or replace (200) a secret",
-                "secrets",
-                {"200": secret, "201": response("Created", ref("Secret"))},
-                role="admin",
-                request=body(ref("SecretPut"), "Name and value"),
-                error_codes=JSON_BODY_ERRORS,
-            ),
-            "get": operation(
-                "listSecrets",
-                "Secret names",
-                "secrets",
-                {"200": response("Secrets", ref("SecretList"))},
-                role="admin",
-            ),
-        },
-        "/api/v1/secrets/{name}": {
-            "get": operation(
-                "getSecret",
-                "A secret's name and creation time",
-                "secrets",
-                {"200": secret},
-                role="admin",
-                params=[SECRET_NAME],
-                error_codes=(404,),
-            ),
-            "delete": operation(
-                "deleteSecret",
-                "Delete a secret",
-                "secrets",
-                NO_CONTENT,
-                role="admin",
-                params=[SECRET_NAME],
-                error_codes=(404,),
-            ),
-        },
-        "/api/v1/callbacks/secret": {
-            "get": operation(
-                "getCallbackSecret",
-                "The secret async-invocation callbacks are signed with (Standard Webhooks)",
-                "secrets",
-                {"200": response("The secret", ref("CallbackSecret"))},
-                role="admin",
-            ),
-        },
-    }
-
-
-def token_audit_paths() -> dict:
-    return {
-        "/api/v1/tokens": {
-            "post": operation(
-                "createToken",
-                "Create an API token; the answer shows it, once (only its SHA-256 is kept)",
-                "tokens",
-                {"201": response("The new token", ref("NewToken"))},
-                role="admin",
-                request=body(ref("TokenCreate"), "Role, and optionally a name and a lifetime"),
-                error_codes=JSON_BODY_ERRORS,
-            ),
-            "get": operation(
-                "listTokens",
-                "Every token, without its secret",
-                "tokens",
-                {"200": response("Tokens", ref("TokenList"))},
-                role="admin",
-            ),
-        },
-        "/api/v1/tokens/{token_id}": {
-            "delete": operation(
-                "revokeToken",
-                "Revoke a token (again: no change)",
-                "tokens",
-                {"200": response("The revoked token", ref("Token"))},
-                role="admin",
-                params=[path_param("token_id", "a token's id", integer(minimum=0))],
-                error_codes=(404,),
-            ),
-        },
-        "/api/v1/audit": {
-            "get": operation(
-                "listAuditEvents",
-                "Accepted changes (POST, PUT, PATCH, DELETE under 400), newest first",
-                "tokens",
-                {"200": response("A page of events", ref("AuditPage"))},
-                role="admin",
-                params=[
-                    query_param(
-                        "limit", "page size", integer(minimum=1, maximum=MAX_PAGE, default=50)
-                    ),
-                    query_param(
-                        "cursor",
-                        "next_cursor of the previous page",
-                        integer(minimum=1, maximum=2**62),
-                    ),
-                ],
-                error_codes=(422,),
-            ),
-        },
-    }
-
 
 def public_paths() -> dict:
+    """The routes outside /api/v1 (app/web/hooks.py, app/web/health.py) and this document's:
+    none takes a bearer token."""
+    return {"/hooks/{dag_id}": {"post": deliver_operation()}, **health_paths(), **docs_paths()}
+
+
+def deliver_operation() -> dict:
     signature_headers = [
         header_param("X-Hub-Signature-256", "GitHub: sha256=<hex HMAC-SHA256 of the raw body>"),
         header_param("X-GitHub-Event", "GitHub: the event type"),
@@ -980,12 +443,17 @@ def public_paths() -> dict:
             "202": accepted,
         },
         params=[DAG_ID, *signature_headers],
-        request=body(ANY, "Any body; JSON becomes the conf, anything else is text", required=False),
+        request=request_body(
+            ANY, "Any body; JSON becomes the conf, anything else is text", required=False
+        ),
         error_codes=(401, 404, 409, 413),
     )
     deliver["responses"]["401"] = {"$ref": f"#/components/responses/{SIGNATURE_ERROR}"}
+    return deliver
+
+
+def health_paths() -> dict:
     return {
-        "/hooks/{dag_id}": {"post": deliver},
         "/healthz": {
             "get": {
                 "operationId": "healthz",
@@ -1022,6 +490,11 @@ def public_paths() -> dict:
                 },
             },
         },
+    }
+
+
+def docs_paths() -> dict:
+    return {
         OPENAPI_PATH: {
             "get": {
                 "operationId": "openapi",
@@ -1066,11 +539,7 @@ def document() -> dict:
             )
         ],
         "paths": {
-            **function_paths(),
-            **dag_paths(),
-            **run_paths(),
-            **pool_secret_paths(),
-            **token_audit_paths(),
+            **api.paths(),
             **public_paths(),
         },
         "components": {

@@ -1,5 +1,5 @@
 """The worker's side of a try: claim it, run it in the sandbox, record what happened, then let
-dispatch queue the successors. Called by huey (``app.broker.run_task_instance``)."""
+dispatch queue the successors. Served by the worker process (app/worker/consumer.py)."""
 
 import dataclasses
 import json
@@ -9,12 +9,14 @@ import socket
 import time
 
 from app.config import current
-from app.domain.retries import retry_delay
+from app.domain.outcomes import Outcome
+from app.domain.states import TaskState
 from app.domain.timeutil import isoformat, utcnow
-from app.engine import dispatch, metrics, slots
+from app.engine import metrics, outcomes, slots
 from app.engine import secret_store as secrets
-from app.sandbox import supervisor as sandbox
-from app.store import transitions as states
+from app.sandbox import supervisor
+from app.sandbox.job import Job
+from app.store import transitions
 from app.store.db import (
     DB_ERRORS,
     Compiled,
@@ -26,7 +28,7 @@ from app.store.db import (
     ensure_bound,
     retrying,
 )
-from app.store.models import Dag, DagRun, Function, FunctionVersion, TaskInstance, TaskLog, TaskTry
+from app.store.models import Dag, DagRun, Function, FunctionVersion, TaskInstance, TaskLog
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +48,22 @@ def run_try(ti_id: int, try_number: int) -> None:
             if claimed == slots.DROPPED:
                 metrics.add("messages_dropped_total")
             return
-        ti.state, ti.started_at, ti.worker = str(states.TaskState.RUNNING), now, WORKER_NAME
+        ti.state, ti.started_at, ti.worker = str(TaskState.RUNNING), now, WORKER_NAME
         try:
             job = build_job(ti, settings)
         except DB_ERRORS:
             # Claimed, but the database went away before the function could start: that is
             # no fault of the function, so the try goes back without spending a retry.
             discard_connection()
-            retrying(lambda: _give_back(ti_id, try_number), settings.db_retry_s)
+            retrying(lambda: _give_back_db_down(ti_id, try_number), settings.db_retry_s)
             return
         except LookupError as exc:  # a secret the function lists does not exist
-            job, failure = None, sandbox.Outcome(False, error=str(exc))
+            job, failure = None, Outcome(False, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - Brisa's own fault must still end the try
             log.exception("task instance %s try %s could not start", ti_id, try_number)
             job, failure = (
                 None,
-                sandbox.Outcome(False, error=f"Brisa could not run the try: {exc!r}"),
+                Outcome(False, error=f"Brisa could not run the try: {exc!r}"),
             )
         observer = TryObserver(ti_id, try_number, settings.heartbeat_s, settings.log_cap_bytes)
         outcome = failure if job is None else _run(job, ti, try_number, observer)
@@ -71,94 +73,40 @@ def run_try(ti_id: int, try_number: int) -> None:
         # The outcome is kept through a database outage (up to BRISA_DB_RETRY_S): losing it
         # would make the clock run the function again.
         retrying(observer.flush, settings.db_retry_s)
-        retrying(lambda: record_outcome(ti, try_number, outcome), settings.db_retry_s)
+        retrying(lambda: outcomes.record_outcome(ti, try_number, outcome), settings.db_retry_s)
         retrying(lambda: slots.wake(gate), settings.db_retry_s)
 
 
-def _run(job: dict, ti: TaskInstance, try_number: int, observer) -> sandbox.Outcome:
-    observer.secret_values = list(job["secrets"].values())
+def _run(job: Job, ti: TaskInstance, try_number: int, observer) -> Outcome:
+    observer.secret_values = list(job.secrets.values())
     try:
-        return sandbox.run(job, ti.timeout, observer, key=(ti.id, try_number))
+        return supervisor.run(job, ti.timeout, observer, key=(ti.id, try_number))
     except Exception as exc:  # noqa: BLE001 - Brisa's own fault must still end the try
         log.exception("task instance %s try %s could not run", ti.id, try_number)
-        return sandbox.Outcome(False, error=f"Brisa could not run the try: {exc!r}")
+        return Outcome(False, error=f"Brisa could not run the try: {exc!r}")
 
 
-def _give_back(ti_id: int, try_number: int) -> None:
-    if states.hand_back(ti_id, try_number, "handed back: the database was unreachable"):
-        _keep_try(ti_id, try_number, "handed_back", "the database was unreachable", None, None)
+def _give_back_db_down(ti_id: int, try_number: int) -> None:
+    outcomes.record_handed_back(ti_id, try_number, "the database was unreachable")
 
 
-def hand_back(ti_id: int, try_number: int) -> None:
+def give_back_on_shutdown(ti_id: int, try_number: int) -> None:
     """The consumer is stopping and this try did not finish within the grace period: give it
     back to the queue without spending a retry, then kill its child."""
     ensure_bound()
     with db.connection_context():
-        if states.hand_back(ti_id, try_number, "handed back: the worker shut down"):
-            _keep_try(ti_id, try_number, "handed_back", "the worker shut down", None, None)
+        if outcomes.record_handed_back(ti_id, try_number, "the worker shut down"):
             log.warning("task instance %s try %s handed back", ti_id, try_number)
-    sandbox.kill((ti_id, try_number))
+    supervisor.kill((ti_id, try_number))
 
 
-def record_outcome(ti: TaskInstance, try_number: int, outcome: sandbox.Outcome) -> bool:
-    """Finish the try by compare-and-set (a try cancelled, marked or reaped meanwhile changes
-    nothing), keep its history, then dispatch its successors if the task is finished;
-    returns whether this outcome was the one recorded."""
-    error = outcome.error or _bad_branch(ti, outcome.branch)
-    with db.atomic():  # the new state and its history: one commit
-        if outcome.skipped:
-            tried, moved = "skipped", states.skip(ti.id, try_number, outcome.error)
-            finished = moved
-        elif outcome.ok and error is None:
-            tried, moved = "success", states.succeed(ti.id, try_number, outcome.result)
-            finished = moved
-        else:
-            delay = retry_delay(try_number, ti.retry_delay, ti.retry_backoff, ti.max_retry_delay)
-            reached = states.fail(ti.id, try_number, ti.max_tries, error, delay)
-            tried, moved = "failed", reached is not None
-            finished = reached == states.TaskState.FAILED
-        if moved:
-            _keep_try(ti.id, try_number, tried, error, ti.started_at, ti.worker)
-    # Dispatch reads the successors' upstream states only after this commit: of two
-    # upstream tasks finishing at once, the later to commit sees both (app/engine/dispatch.py).
-    if finished:
-        known = {ti.task_id: tried}  # success, skipped or failed: the state just committed
-        dispatch.task_finished(ti.run_id, ti.downstream, branch=outcome.branch, known=known)
-    return moved
-
-
-def _masked(outcome: sandbox.Outcome, values: list[str]) -> sandbox.Outcome:
+def _masked(outcome: Outcome, values: list[str]) -> Outcome:
     """The outcome with the try's secret values replaced by *** in its result and error."""
     if not values:
         return outcome
     result = json.loads(secrets.mask(json.dumps(outcome.result), values))
     error = secrets.mask(outcome.error, values) if outcome.error else outcome.error
     return dataclasses.replace(outcome, result=result, error=error)
-
-
-def _keep_try(ti_id, try_number, state, error, started_at, worker) -> None:
-    values = dict(ti_id=ti_id, try_number=try_number, state=state, error=error)
-    _KEEP_TRY.rowcount(**values, started_at=started_at, finished_at=utcnow(), worker=worker)
-
-
-_KEEP_TRY = Compiled(
-    lambda: TaskTry.insert(
-        task_instance=Slot("ti_id", TaskTry.task_instance),
-        try_number=Slot("try_number", TaskTry.try_number),
-        state=Slot("state", TaskTry.state),
-        started_at=Slot("started_at", TaskTry.started_at),
-        finished_at=Slot("finished_at", TaskTry.finished_at),
-        worker=Slot("worker", TaskTry.worker),
-        error=Slot("error", TaskTry.error),
-    )
-)
-
-
-def _bad_branch(ti: TaskInstance, branch) -> str | None:
-    unknown = sorted(set(branch or ()) - set(ti.downstream))
-    if unknown:
-        return f"branch chose {unknown}, which are not downstream of {ti.task_id!r}"
-    return None
 
 
 def load_task_instance(ti_id: int) -> TaskInstance | None:
@@ -216,7 +164,7 @@ def dag_id_of(dag_pk: int) -> str:
 _DAG_ID = Compiled(lambda: Dag.select(Dag.dag_id).where(Dag.id == Slot("dag_pk")).tuples())
 
 
-def build_job(ti: TaskInstance, settings) -> dict:
+def build_job(ti: TaskInstance, settings) -> Job:
     """What the child needs: the function's source and the event, all plain data."""
     version, run = function_version(ti.function_version_id), ti.run
     context = {
@@ -233,19 +181,19 @@ def build_job(ti: TaskInstance, settings) -> dict:
     event = {"conf": run.conf, "args": ti.args, "upstream": upstream_results(ti)}
     if run.trigger:
         event["trigger"] = run.trigger  # e.g. a webhook's event type and delivery id
-    return {
-        "runtime": version.runtime,
-        "source": version.source,
-        "handler": version.handler,
-        "filename": f"<function {version.function.name} v{version.version}>",
-        "event": event,
-        "context": context,
-        "secrets": secrets.values_for(version.secrets) if version.secrets else {},
-        "env": version.env,
-        "memory_mb": version.memory_mb,
-        "cpu_s": ti.timeout,
-        "result_cap_bytes": settings.result_cap_bytes,
-    }
+    return Job(
+        runtime=version.runtime,
+        source=version.source,
+        handler=version.handler,
+        filename=f"<function {version.function.name} v{version.version}>",
+        event=event,
+        context=context,
+        secrets=secrets.values_for(version.secrets) if version.secrets else {},
+        env=version.env or {},
+        memory_mb=version.memory_mb,
+        cpu_s=ti.timeout,
+        result_cap_bytes=settings.result_cap_bytes,
+    )
 
 
 def upstream_results(ti: TaskInstance) -> dict:
@@ -263,7 +211,7 @@ _UPSTREAM_RESULTS = CompiledIn(
 )
 
 
-class TryObserver(sandbox.Observer):
+class TryObserver(supervisor.Observer):
     """Streams a try's output into task_log in chunks, heartbeats the row, and tells the
     sandbox to stop when the try is no longer running (cancelled)."""
 
@@ -296,7 +244,7 @@ class TryObserver(sandbox.Observer):
             if time.monotonic() - self.last_heartbeat < self.heartbeat_s:
                 return True
             self.last_heartbeat = time.monotonic()
-            return states.heartbeat(self.ti_id, self.try_number)
+            return transitions.heartbeat(self.ti_id, self.try_number)
         except DB_ERRORS:
             log.warning("task instance %s: database unreachable, the try goes on", self.ti_id)
             discard_connection()

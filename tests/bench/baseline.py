@@ -19,8 +19,8 @@ POLL_S = 0.005
 
 def consumer_command() -> str:
     worker = devserver.read_procfile(ROOT / "Procfile")["worker"]
-    assert "app.broker.huey" in worker, worker
-    return worker.replace("app.broker.huey", "tests.bench.raw_huey.huey")
+    assert "app.worker.consumer.huey" in worker, worker
+    return worker.replace("app.worker.consumer.huey", "tests.bench.raw_huey.huey")
 
 
 def consumer_env(threads: int, sqlite_path: str | None) -> dict:

@@ -74,7 +74,7 @@ QUICK = Sizes(
 )
 
 
-def worker_of(system, huey_instance: str = "app.broker.huey"):
+def worker_of(system, huey_instance: str = "app.worker.consumer.huey"):
     """The running Procfile process consuming ``huey_instance`` (the worker, or the clock)."""
     return next(p for p in system.processes if huey_instance in p.args[-1] and p.poll() is None)
 

@@ -18,7 +18,7 @@ from itertools import pairwise
 import peewee
 import requests
 
-from app import broker as queue
+from app import broker
 from app.clock import periodic as clock
 from app.config import load_settings
 from app.domain.dagspec import parse_dag_spec
@@ -48,8 +48,8 @@ def bound_to(system):
     """This process bound to the system's database and queues; yields its settings."""
     settings = load_settings(system.env)
     database = db.bind(settings.database_url)
-    queue.rebind(queue.huey, settings)
-    queue.rebind(clock.huey, settings)
+    broker.rebind(broker.huey, settings)
+    broker.rebind(clock.huey, settings)
     try:
         yield settings
     finally:
@@ -334,7 +334,7 @@ def remove_tick_dags() -> None:
     """Delete them with their runs (the foreign keys cascade), and the messages they sent."""
     with db.db.connection_context():
         Dag.delete().where(Dag.dag_id.startswith(TICK_PREFIX)).execute()
-    queue.huey.flush()
+    broker.huey.flush()
     clock.huey.flush()
 
 

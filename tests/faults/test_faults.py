@@ -194,7 +194,7 @@ def test_sigterm_lets_a_short_task_finish(system, client, report):
 
 def test_redis_flushed_with_tasks_queued_every_run_completes(system, client, report):
     client.setup("chain", tasks=3, chain=True)
-    worker = next(p for p in system.processes if "app.broker.huey" in " ".join(p.args))
+    worker = next(p for p in system.processes if "app.worker.consumer.huey" in " ".join(p.args))
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(20) == 0
     run_ids = [client.trigger("chain") for _ in range(20)]

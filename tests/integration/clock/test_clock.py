@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from app import broker as queue
+from app import broker
 from app.clock import periodic as clock
 from app.domain.timeutil import utcnow
 from app.store.db import db
@@ -21,19 +21,19 @@ def make_run(client, admin, task=None) -> int:
 
 def test_a_queued_task_whose_message_was_lost_is_enqueued_again(client, admin, backend):
     make_run(client, admin)
-    queue.huey.flush()  # Redis flushed, or a worker died holding the message
-    assert queue.huey.pending_count() == 0
+    broker.huey.flush()  # Redis flushed, or a worker died holding the message
+    assert broker.huey.pending_count() == 0
     with db.connection_context():
         fresh = clock.tick(utcnow(), queued_timeout_s=60)
         assert fresh["requeued"] == 0  # queued just now: not lost yet
         later = clock.tick(utcnow() + timedelta(seconds=61), queued_timeout_s=60)
     assert later["requeued"] == 1
-    assert queue.huey.pending_count() == 1
+    assert broker.huey.pending_count() == 1
 
 
 def test_the_requeued_message_runs_the_task(client, admin, backend, request):
     run_id = make_run(client, admin)
-    queue.huey.flush()
+    broker.huey.flush()
     with db.connection_context():
         clock.tick(utcnow() + timedelta(seconds=61), queued_timeout_s=60)
     request.getfixturevalue("consumer")
@@ -42,7 +42,7 @@ def test_the_requeued_message_runs_the_task(client, admin, backend, request):
 
 def test_a_retry_whose_message_was_lost_is_released_when_due(client, admin, backend):
     run_id = make_run(client, admin)
-    queue.huey.flush()
+    broker.huey.flush()
     with db.connection_context():
         TaskInstance.update(
             state="up_for_retry", next_try_at=utcnow() + timedelta(seconds=30)
@@ -51,22 +51,22 @@ def test_a_retry_whose_message_was_lost_is_released_when_due(client, admin, back
         assert clock.tick(utcnow() + timedelta(seconds=31), 60)["retries_released"] == 1
         ti = TaskInstance.get(TaskInstance.run == run_id)
     assert (ti.state, ti.try_number) == ("queued", 2)
-    assert queue.huey.pending_count() == 1
+    assert broker.huey.pending_count() == 1
 
 
 def test_ticking_twice_at_once_requeues_once(client, admin, backend):
     make_run(client, admin)
-    queue.huey.flush()
+    broker.huey.flush()
     later = utcnow() + timedelta(seconds=61)
     with db.connection_context():
         first = clock.tick(later, 60)["requeued"]
         second = clock.tick(later, 60)["requeued"]
     assert (first, second) == (1, 0)
-    assert queue.huey.pending_count() == 1
+    assert broker.huey.pending_count() == 1
 
 
 def test_a_long_backlog_is_not_taken_for_a_loss(client, admin, backend):
     make_run(client, admin)  # its message still waits in the queue: no worker runs
     with db.connection_context():
         assert clock.tick(utcnow() + timedelta(seconds=61), 60)["requeued"] == 0
-    assert queue.huey.pending_count() == 1
+    assert broker.huey.pending_count() == 1

@@ -5,7 +5,7 @@ two ticks racing."""
 import threading
 from datetime import datetime, timedelta
 
-from app import broker as queue
+from app import broker
 from app.clock import periodic as clock
 from app.clock import scheduler
 from app.clock.scheduling_batch import DueDag
@@ -56,8 +56,8 @@ def next_run_at(dag_id: str) -> datetime | None:
 def pending_tries() -> set[tuple]:
     return {
         tuple(message.args)
-        for message in queue.huey.pending()
-        if isinstance(message, queue.run_task_instance.task_class)
+        for message in broker.huey.pending()
+        if isinstance(message, broker.run_task_instance.task_class)
     }
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from app.engine import crypto
 from app.sandbox import supervisor as sandbox
+from app.sandbox.job import Job
 from app.store.db import db
 from app.store.models import FunctionVersion, Secret
 from tests.conftest import deploy_source, require_postgres, wait_for_run
@@ -316,18 +317,17 @@ def test_http_connection_is_a_secret_base_url(client, admin, consumer, http_serv
 
 
 def run_job(runtime, spec, secrets=None, conf=None):
-    job = {
-        "runtime": runtime,
-        "source": json.dumps(spec),
-        "handler": "handler",
-        "filename": "<function demo v1>",
-        "event": {"conf": conf, "args": {}, "upstream": {}},
-        "context": {"run_id": 3, "task_id": "t", "try_number": 1},
-        "secrets": secrets or {},
-        "env": {},
-        "memory_mb": 512,
-        "result_cap_bytes": 1024 * 1024,
-    }
+    job = Job(
+        runtime=runtime,
+        source=json.dumps(spec),
+        handler="handler",
+        filename="<function demo v1>",
+        event={"conf": conf, "args": {}, "upstream": {}},
+        context={"run_id": 3, "task_id": "t", "try_number": 1},
+        secrets=secrets or {},
+        memory_mb=512,
+        result_cap_bytes=1024 * 1024,
+    )
     return sandbox.run(job, 20)
 
 
@@ -382,15 +382,15 @@ def test_sandbox_shell_output_over_the_result_cap_fails():
 
 
 def test_sandbox_python_context_secrets():
-    job = {
-        "source": "def handler(event, context):\n    return context.secrets\n",
-        "handler": "handler",
-        "filename": "<function demo v1>",
-        "event": {"conf": None, "args": {}, "upstream": {}},
-        "context": {"run_id": 3, "task_id": "t", "try_number": 1},
-        "secrets": {"token": "t0k"},
-        "env": {},
-        "memory_mb": 512,
-        "result_cap_bytes": 1024 * 1024,
-    }
+    job = Job(
+        runtime="python",
+        source="def handler(event, context):\n    return context.secrets\n",
+        handler="handler",
+        filename="<function demo v1>",
+        event={"conf": None, "args": {}, "upstream": {}},
+        context={"run_id": 3, "task_id": "t", "try_number": 1},
+        secrets={"token": "t0k"},
+        memory_mb=512,
+        result_cap_bytes=1024 * 1024,
+    )
     assert sandbox.run(job, 20).result == {"token": "t0k"}

@@ -1,5 +1,6 @@
 """The OpenAPI document at /api/v1/openapi.json: valid OpenAPI 3.1, every route of the app in
-it and nothing else, and real responses matching what it says."""
+it and nothing else, each /api/v1 resource module describing exactly its own routes, and real
+responses matching what it says."""
 
 import re
 
@@ -7,17 +8,21 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from app.web import api
 from tests.conftest import deploy_examples
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 PUBLIC_PREFIXES = ("/hooks/", "/healthz", "/readyz", "/metrics", "/api/v1/openapi.json")
 
 
-def app_routes(flask_app) -> set[tuple[str, str]]:
-    """(OpenAPI path, method) for every route but static files and the UI."""
+def app_routes(flask_app, endpoint_prefix: str = "") -> set[tuple[str, str]]:
+    """(OpenAPI path, method) for every route whose endpoint starts with the prefix, but static
+    files and the UI."""
     routes = set()
     for rule in flask_app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.endpoint.startswith("ui."):
+            continue
+        if not rule.endpoint.startswith(endpoint_prefix):
             continue
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
@@ -26,11 +31,12 @@ def app_routes(flask_app) -> set[tuple[str, str]]:
 
 
 def documented_routes(doc) -> set[tuple[str, str]]:
+    return path_methods(doc["paths"])
+
+
+def path_methods(paths: dict) -> set[tuple[str, str]]:
     return {
-        (path, method)
-        for path, item in doc["paths"].items()
-        for method in item
-        if method in HTTP_METHODS
+        (path, method) for path, item in paths.items() for method in item if method in HTTP_METHODS
     }
 
 
@@ -54,6 +60,16 @@ def test_every_route_is_documented_and_every_documented_route_exists(client, doc
     assert in_app - in_doc == set(), "routes missing from the document"
     assert in_doc - in_app == set(), "documented routes the app does not have"
     assert len(in_doc) == len(in_app) >= 40
+
+
+def test_each_resource_module_documents_exactly_its_own_routes(client):
+    """A resource module's paths() and its blueprint's routes sit side by side: they must
+    agree, and no two modules may describe the same path (the merge would drop one)."""
+    for resource in api.RESOURCES:
+        routes = app_routes(client.application, f"api.{resource.blueprint.name}.")
+        assert routes, resource.__name__
+        assert routes == path_methods(resource.paths()), resource.__name__
+    assert sum(len(resource.paths()) for resource in api.RESOURCES) == len(api.paths())
 
 
 def test_security_and_errors(doc):

@@ -4,7 +4,7 @@ a database outage answered with 503."""
 import time
 from datetime import timedelta
 
-from app import broker as queue
+from app import broker
 from app.clock import periodic as clock
 from app.domain.timeutil import utcnow
 from app.store import db
@@ -52,19 +52,19 @@ def test_a_dead_try_with_no_retries_left_fails_its_run(client, admin, backend):
 
 def test_a_try_handed_back_at_shutdown_does_not_spend_a_retry(client, admin, backend):
     ti = running_try(client, admin)
-    queue.huey.flush()
-    worker.hand_back(ti.id, ti.try_number)
+    broker.huey.flush()
+    worker.give_back_on_shutdown(ti.id, ti.try_number)
     with db.db.connection_context():
         after = TaskInstance.get_by_id(ti.id)
         history = TaskTry.get(TaskTry.task_instance == ti.id)
     assert (after.state, after.max_tries, after.try_number) == ("up_for_retry", 2, 1)
     assert history.state == "handed_back"
-    assert [(t.name, t.args) for t in queue.huey.pending()] == [("release_retry", (ti.id, 1))]
+    assert [(t.name, t.args) for t in broker.huey.pending()] == [("release_retry", (ti.id, 1))]
 
 
 def test_a_heartbeat_after_hand_back_tells_the_try_to_stop(client, admin, backend):
     ti = running_try(client, admin)
-    worker.hand_back(ti.id, ti.try_number)
+    worker.give_back_on_shutdown(ti.id, ti.try_number)
     with db.db.connection_context():
         assert not states.heartbeat(ti.id, ti.try_number)
 
@@ -78,7 +78,7 @@ def test_the_api_answers_503_fast_while_the_database_is_down(tmp_path):
     env["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/test"  # nothing listens there
     down = load_settings(env)
     db.bind(down.database_url)
-    queue.rebind(queue.huey, down)
+    broker.rebind(broker.huey, down)
     client = create_app(down).test_client()
     started = time.monotonic()
     response = client.get("/api/v1/dags", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from app.domain.outcomes import Outcome
+from app.engine import functions
 from app.sandbox import child as sandbox_child
 from app.sandbox import supervisor as sandbox
+from app.sandbox.job import Job
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 FILENAME = "<function demo v1>"
@@ -47,9 +50,10 @@ class Recorder(sandbox.Observer):
         return "".join(self.chunks)
 
 
-def make_job(source: str, **fields) -> dict:
-    """A job shaped like worker.build_job's."""
+def make_job(source: str, **fields) -> Job:
+    """A job shaped like try_runner.build_job's."""
     job = {
+        "runtime": "python",
         "source": textwrap.dedent(source),
         "handler": "handler",
         "filename": FILENAME,
@@ -60,20 +64,20 @@ def make_job(source: str, **fields) -> dict:
         "result_cap_bytes": 1024 * 1024,
     }
     job.update(fields)
-    return job
+    return Job(**job)
 
 
-def check_job(source: str) -> dict:
+def check_job(source: str) -> Job:
     """A job shaped like functions.check_loads's."""
-    return {
-        "source": textwrap.dedent(source),
-        "handler": "handler",
-        "filename": "<function demo>",
-        "env": {},
-        "memory_mb": 512,
-        "result_cap_bytes": 1024 * 1024,
-        "check_only": True,
-    }
+    return Job(
+        runtime="python",
+        source=textwrap.dedent(source),
+        handler="handler",
+        filename="<function demo>",
+        memory_mb=512,
+        result_cap_bytes=1024 * 1024,
+        check_only=True,
+    )
 
 
 def run(source: str, timeout: float = 20, observer: Recorder | None = None, **fields):
@@ -111,7 +115,7 @@ def test_returns_result_and_streams_prints_and_logs_in_order():
         """
     event = {"conf": {"day": "2026-01-01"}, "args": {"n": 3}, "upstream": {"a": [1, 2]}}
     outcome, observer = run(source, event=event)
-    assert outcome == sandbox.Outcome(True, {"echo": event, "task": "extract", "try": 1}, None)
+    assert outcome == Outcome(True, {"echo": event, "task": "extract", "try": 1}, None)
     text = observer.text
     assert "INFO brisa.task.extract: second" in text
     assert text.index("first") < text.index("second") < text.index("third: olá ✓")
@@ -124,7 +128,7 @@ def test_exception_fails_with_one_line_error_and_traceback_from_user_code():
             raise ValueError("boom")
         """
     outcome, observer = run(source)
-    assert outcome == sandbox.Outcome(False, None, "ValueError: boom")
+    assert outcome == Outcome(False, None, "ValueError: boom")
     text = observer.text
     assert f'File "{FILENAME}", line 3, in handler' in text
     assert 'raise ValueError("boom")' in text
@@ -189,10 +193,11 @@ def test_child_cannot_read_the_workers_environment_from_proc():
         """\
         import json
         from app.sandbox import supervisor as sandbox
+        from app.sandbox.job import Job
 
         source = "def handler(e, c):\\n    return open('/proc/self/environ').read()\\n"
-        job = {"source": source, "handler": "handler", "filename": "<f>", "event": {},
-               "context": {}, "env": {}, "memory_mb": 512, "result_cap_bytes": 1 << 20}
+        job = Job(runtime="python", source=source, handler="handler", filename="<f>",
+                  memory_mb=512, result_cap_bytes=1 << 20)
         outcome = sandbox.run(job, 10)
         print(json.dumps({"ok": outcome.ok, "environ": outcome.result}))
         """
@@ -296,7 +301,7 @@ def test_tick_returning_false_stops_the_child():
     observer = Recorder(keep_going=lambda recorder: not recorder.chunks)  # stop once it printed
     started = time.monotonic()
     outcome, _ = run(source, timeout=30, observer=observer)
-    assert outcome == sandbox.Outcome(False, None, "stopped: the try is no longer running")
+    assert outcome == Outcome(False, None, "stopped: the try is no longer running")
     assert time.monotonic() - started < 10  # sanity bound: nowhere near the 30 s sleep
     assert wait_until_gone(int(observer.text.strip()))
 
@@ -317,9 +322,11 @@ def test_tick_returning_false_stops_the_child():
 def test_check_only_loads_the_module_without_calling_the_handler(source, error):
     outcome = sandbox.run(check_job(source), 10)
     if error is None:
-        assert outcome == sandbox.Outcome(True, None, None)
+        assert outcome == Outcome(True, None, None)
     else:
-        assert outcome == sandbox.Outcome(False, None, error)
+        assert outcome == Outcome(False, None, error)
+    # The deploy check runs the same load in a process of its own (app/sandbox/load_check.py).
+    assert functions.load_check_error(check_job(source).to_json()) == error
 
 
 def test_output_flood_is_delivered_completely():
@@ -327,7 +334,7 @@ def test_output_flood_is_delivered_completely():
         "def handler(e, c):\n    for i in range(100_000):\n        print(i)\n    return 'done'\n"
     )
     outcome, observer = run(source, timeout=60)
-    assert outcome == sandbox.Outcome(True, "done", None)
+    assert outcome == Outcome(True, "done", None)
     assert observer.text.splitlines() == [str(i) for i in range(100_000)]
 
 
@@ -341,7 +348,7 @@ def test_output_flood_is_delivered_completely():
 )
 def test_system_exit_and_keyboard_interrupt_fail_the_try(statement, error):
     outcome, _ = run(f"import sys\ndef handler(e, c):\n    {statement}\n")
-    assert outcome == sandbox.Outcome(False, None, error)
+    assert outcome == Outcome(False, None, error)
 
 
 def test_an_exception_whose_str_raises_still_fails_with_its_name():
@@ -354,4 +361,4 @@ def test_an_exception_whose_str_raises_still_fails_with_its_name():
             raise Weird()
         """
     outcome, _ = run(source)
-    assert outcome == sandbox.Outcome(False, None, "Weird")
+    assert outcome == Outcome(False, None, "Weird")

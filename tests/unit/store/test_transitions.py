@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app import broker as queue
+from app import broker
 from app.domain.timeutil import utcnow
 from app.store import transitions as states
 from app.store.db import db
@@ -66,7 +66,7 @@ def row(ti: TaskInstance) -> dict:
 
 
 def pending() -> list[tuple[str, tuple]]:
-    return [(message.name, message.args) for message in queue.huey.pending()]
+    return [(message.name, message.args) for message in broker.huey.pending()]
 
 
 @pytest.fixture
@@ -341,7 +341,7 @@ def test_queue_task_in_a_rolled_back_transaction_enqueues_nothing(run):
     with pytest.raises(Rollback), db.atomic():
         assert states.queue_task(ti) is True
         raise Rollback
-    assert queue.huey.pending_count() == 0
+    assert broker.huey.pending_count() == 0
     assert row(ti)["state"] == T.NONE
     assert states.queue_task(ti) is True  # the rollback left try 0 to queue
     assert pending() == [("run_task_instance", (ti.id, 1))]
@@ -351,8 +351,8 @@ def test_queue_task_enqueues_once_after_commit(run):
     ti = add_task(run, T.NONE)
     with db.atomic():
         assert states.queue_task(ti) is True
-        assert queue.huey.pending_count() == 0  # not before the commit
-    assert queue.huey.pending_count() == 1
+        assert broker.huey.pending_count() == 0  # not before the commit
+    assert broker.huey.pending_count() == 1
     assert pending() == [("run_task_instance", (ti.id, 1))]
 
 

@@ -1,0 +1,73 @@
+"""Recording how a try ended: its state by compare-and-set, its history, then its
+successors. Shared by the worker (a try's outcome) and the clock (a dead worker's try)."""
+
+from app.domain.outcomes import Outcome
+from app.domain.retries import retry_delay
+from app.domain.states import TaskState
+from app.domain.timeutil import utcnow
+from app.engine import dispatch
+from app.store import transitions
+from app.store.db import Compiled, Slot, db
+from app.store.models import TaskInstance, TaskTry
+
+
+def record_outcome(ti: TaskInstance, try_number: int, outcome: Outcome) -> bool:
+    """Finish the try by compare-and-set (a try cancelled, marked or reaped meanwhile changes
+    nothing), keep its history, then dispatch its successors if the task is finished;
+    returns whether this outcome was the one recorded."""
+    error = outcome.error or _bad_branch(ti, outcome.branch)
+    with db.atomic():  # the new state and its history: one commit
+        if outcome.skipped:
+            tried, moved = "skipped", transitions.skip(ti.id, try_number, outcome.error)
+            finished = moved
+        elif outcome.ok and error is None:
+            tried, moved = "success", transitions.succeed(ti.id, try_number, outcome.result)
+            finished = moved
+        else:
+            delay = retry_delay(try_number, ti.retry_delay, ti.retry_backoff, ti.max_retry_delay)
+            reached = transitions.fail(ti.id, try_number, ti.max_tries, error, delay)
+            tried, moved = "failed", reached is not None
+            finished = reached == TaskState.FAILED
+        if moved:
+            _keep_try(ti.id, try_number, tried, error, ti.started_at, ti.worker)
+    # Dispatch reads the successors' upstream states only after this commit: of two
+    # upstream tasks finishing at once, the later to commit sees both (app/engine/dispatch.py).
+    if finished:
+        known = {ti.task_id: tried}  # success, skipped or failed: the state just committed
+        dispatch.task_finished(ti.run_id, ti.downstream, branch=outcome.branch, known=known)
+    return moved
+
+
+def record_handed_back(ti_id: int, try_number: int, reason: str) -> bool:
+    """running -> up_for_retry without spending a retry (the worker stops, the database went
+    away): the try is kept in the history as ``handed_back`` with ``reason``."""
+    if not transitions.hand_back(ti_id, try_number, f"handed back: {reason}"):
+        return False
+    _keep_try(ti_id, try_number, "handed_back", reason, None, None)
+    return True
+
+
+def _keep_try(ti_id, try_number, tried, error, started_at, worker) -> None:
+    """Add the try to the history (``tried``: how it ended, a TaskTry state)."""
+    values = dict(ti_id=ti_id, try_number=try_number, tried=tried, error=error)
+    _KEEP_TRY.rowcount(**values, started_at=started_at, finished_at=utcnow(), worker=worker)
+
+
+_KEEP_TRY = Compiled(
+    lambda: TaskTry.insert(
+        task_instance=Slot("ti_id", TaskTry.task_instance),
+        try_number=Slot("try_number", TaskTry.try_number),
+        state=Slot("tried", TaskTry.state),
+        started_at=Slot("started_at", TaskTry.started_at),
+        finished_at=Slot("finished_at", TaskTry.finished_at),
+        worker=Slot("worker", TaskTry.worker),
+        error=Slot("error", TaskTry.error),
+    )
+)
+
+
+def _bad_branch(ti: TaskInstance, branch) -> str | None:
+    unknown = sorted(set(branch or ()) - set(ti.downstream))
+    if unknown:
+        return f"branch chose {unknown}, which are not downstream of {ti.task_id!r}"
+    return None
