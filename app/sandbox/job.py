@@ -17,7 +17,7 @@ class Job:
     source: the python module's source, or the other runtimes' JSON spec.
     handler: python only: the name of ``def handler(event, context)`` in the module.
     filename: the module's name in tracebacks, ``<function NAME vN>``.
-    event: ``{"conf", "args", "upstream"[, "trigger"]}`` (DESIGN.md, "Functions").
+    event: ``{"conf", "args", "upstream"[, "trigger"]}`` (docs/functions.md).
     context: the run's facts: run_id, dag_id, task_id, try_number, max_tries, logical_date,
         data_interval_start, data_interval_end, run_type.
     secrets: the granted secrets, name -> value; given to the call, never put in its

@@ -1,6 +1,6 @@
 """The outbox: the wake-up calls a transaction owes the queue, sent only after its commit.
 
-The database is the truth and the queue a wake-up call (DESIGN.md, "Data flow"). A state
+The database is the truth and the queue a wake-up call (docs/architecture.md, "Data flow"). A state
 change that makes work ready (a try queued, a retry due, a callback due) records its wake-up
 here; it leaves when the transaction commits (peewee's ``after_commit``), never before, so a
 worker never receives a message for a row it cannot see yet, and a rolled-back change sends

@@ -1,4 +1,4 @@
-"""The layout's rules (DESIGN.md, "Layout: packages by layer and process"), read from the code's
+"""The layout's rules (docs/architecture.md, "Layers"), read from the code's
 syntax trees: every import, at module level or inside a function, counts.
 
 - no import cycle among app modules;
@@ -46,7 +46,7 @@ LAYERS = {
     },
     "app.cli": {
         *("app.cli", "app.engine", "app.store", "app.domain", "app.config", "app.log_setup"),
-        "app.web.serialize",  # deploy --local compares with what the API would answer
+        "app.engine.serialize",  # deploy --local compares with what the API would answer
     },
     "app.__main__": {"app.cli"},
 }
@@ -284,9 +284,7 @@ def write_tree(root: Path, files: dict[str, str]) -> dict[str, ast.Module]:
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    return {
-        module_name_in(root, path): ast.parse(path.read_text()) for path in root.rglob("*.py")
-    }
+    return {module_name_in(root, path): ast.parse(path.read_text()) for path in root.rglob("*.py")}
 
 
 def module_name_in(root: Path, path: Path) -> str:
