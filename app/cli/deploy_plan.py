@@ -21,7 +21,7 @@ from app.cli.terminal import Terminal
 from app.config import current
 from app.domain import dagspec
 from app.domain.errors import BrisaError
-from app.engine import audit
+from app.engine import audit, dags, functions, serialize
 from app.store import db, migrations
 from app.store.models import Function, FunctionVersion
 
@@ -66,9 +66,7 @@ class Remote:
 
 class Local:
     """This process's database, through the same core functions the API calls; each change
-    lands in the audit log as the API's would, by ``ACTOR``. (The core's deploy functions and
-    the API's serializers, with Flask, are imported here, not above: the commands that talk
-    HTTP need none of them.)"""
+    lands in the audit log as the API's would, by ``ACTOR``."""
 
     ACTOR = "cli: deploy --local"
 
@@ -76,8 +74,6 @@ class Local:
         self.settings = settings
 
     def functions(self) -> dict[str, dict]:
-        from app.web import serialize
-
         rows = FunctionVersion.select(FunctionVersion, Function).join(Function)
         latest = {}
         for version in rows.order_by(FunctionVersion.version.desc()):
@@ -86,20 +82,15 @@ class Local:
 
     def dags(self) -> dict[str, dict]:
         from app.engine import dags
-        from app.web import serialize
 
         return {dag.dag_id: serialize.dag(dag, version) for dag, version in dags.current_versions()}
 
     def deploy_function(self, payload: dict) -> tuple[int, bool]:
-        from app.engine import functions
-
         version, created = functions.deploy(payload, self.settings)
         self._audit("POST /api/v1/functions", "/api/v1/functions", created)
         return version.version, created
 
     def put_dag(self, dag_id: str, spec: dict) -> tuple[int, bool]:
-        from app.engine import dags
-
         _dag, version, changed = dags.put(dag_id, spec)
         self._audit("PUT /api/v1/dags/<dag_id>", f"/api/v1/dags/{dag_id}", changed)
         return version.version, changed

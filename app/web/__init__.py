@@ -13,6 +13,11 @@ from app import log_setup as logs
 from app.config import Settings, current
 from app.domain.errors import BrisaError
 from app.store import db as database
+from app.web.api import api
+from app.web.health import health
+from app.web.hooks import hooks
+from app.web.openapi import docs
+from app.web.ui import ui
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +46,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_security_headers(flask_app)
     _register_db_hooks(flask_app)
     _register_error_handlers(flask_app)
-
-    from app.web.api import api
-    from app.web.health import health
-    from app.web.hooks import hooks
-    from app.web.openapi import docs
-    from app.web.ui import ui
 
     flask_app.register_blueprint(api)
     flask_app.register_blueprint(health)

@@ -3,9 +3,8 @@ secrets; their routes and their OpenAPI paths. A DAG's runs are in runs.py."""
 
 from flask import Blueprint, jsonify
 
-from app.engine import dags
+from app.engine import dags, serialize
 from app.store.models import DagRun
-from app.web import serialize
 from app.web.api.common import json_body, needs
 from app.web.api.openapi_parts import (
     DAG_ID,

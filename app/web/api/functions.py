@@ -6,10 +6,9 @@ from urllib.parse import urlparse
 from flask import Blueprint, current_app, jsonify, request
 
 from app.domain.errors import Invalid
-from app.engine import functions, runs
+from app.engine import catalog, functions, runs, serialize
 from app.store.models import FunctionVersion
 from app.store.transitions import RUN_FINISHED
-from app.web import serialize
 from app.web.api.common import float_arg, json_body, needs
 from app.web.api.openapi_parts import (
     ANY,
@@ -68,7 +67,7 @@ def get_function_version(name, number):
 @blueprint.delete("/functions/<name>")
 @needs("admin")
 def delete_function(name):
-    functions.delete(name)
+    catalog.delete_function(name)
     return "", 204
 
 

@@ -5,9 +5,8 @@ Their routes and their OpenAPI paths."""
 from flask import Blueprint, jsonify, request
 
 from app.domain.errors import Invalid
-from app.engine import dags, runs
+from app.engine import dags, runs, serialize
 from app.store.models import TaskTry
-from app.web import serialize
 from app.web.api.common import MAX_PAGE, int_arg, json_body, needs
 from app.web.api.openapi_parts import (
     CURSOR,
