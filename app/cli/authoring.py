@@ -32,7 +32,9 @@ TASK_OPTIONS = frozenset(
         "pool",
     }
 )
-FUNCTION_OPTIONS = frozenset({"memory_mb", "secrets"})  # settings of the deployed function
+FUNCTION_OPTIONS = frozenset(  # settings of the deployed function
+    {"memory_mb", "secrets", "requirements", "isolation"}
+)
 DAG_OPTIONS = frozenset(
     {
         "description",
@@ -254,7 +256,7 @@ def task(function=None, **options):
     """``@task`` or ``@task(retries=2, trigger_rule="all_done", memory_mb=256, ...)``: the
     options are the DAG spec's task settings (task_id, args, trigger_rule, retries,
     retry_delay, retry_backoff, max_retry_delay, timeout, pool) and the function's own
-    (memory_mb, secrets)."""
+    (memory_mb, secrets, requirements: PEP 508 strings, isolation: "warm" or "fresh")."""
     if function is not None:
         return TaskFunction(function, options)
     return lambda decorated: TaskFunction(decorated, options)
@@ -311,8 +313,33 @@ def collect(path: Path) -> Bundle:
                 for name, payload in definition.functions(source).items():
                     bundle.add("function", name, payload, file)
         else:
-            bundle.add("function", file.stem, {"name": file.stem, "source": source}, file)
+            bundle.add("function", file.stem, _plain_function(file, source), file)
     return bundle
+
+
+def _plain_function(file: Path, source: str) -> dict:
+    """A ``NAME.py`` function; its packages may also be listed in ``NAME.requirements.txt``
+    beside it (one PEP 508 requirement a line; ``#`` comments; no pip options)."""
+    payload: dict = {"name": file.stem, "source": source}
+    listing = file.with_name(f"{file.stem}.requirements.txt")
+    if listing.is_file():
+        payload["requirements"] = read_requirements(listing)
+    return payload
+
+
+def read_requirements(listing: Path) -> list[str]:
+    """The requirements of a requirements file; AuthoringError for a pip option line."""
+    requirements = []
+    for number, line in enumerate(listing.read_text().splitlines(), 1):
+        text = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        if text.startswith("-"):
+            raise AuthoringError(
+                f"{listing}:{number}: pip options ({text.split()[0]}) are not supported: "
+                "list requirements only; set the index with UV_INDEX_URL on the server"
+            )
+        if text:
+            requirements.append(text)
+    return requirements
 
 
 def _files(path: Path) -> list[Path]:

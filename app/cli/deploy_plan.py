@@ -21,7 +21,7 @@ from app.cli.terminal import Terminal
 from app.config import current
 from app.domain import dagspec
 from app.domain.errors import BrisaError
-from app.engine import audit, dags, functions, serialize
+from app.engine import audit, dags, environments, functions, serialize
 from app.store import db, migrations
 from app.store.models import Function, FunctionVersion
 
@@ -154,10 +154,21 @@ def function_differences(payload: dict, current: dict) -> list[str]:
         "handler": current["handler"],
         "runtime": current["runtime"],
     }
-    for key in ("timeout", "memory_mb", "secrets"):
+    for key in ("timeout", "memory_mb", "secrets", "isolation"):
         if key in payload:
-            mine[key], theirs[key] = payload[key], current[key]
+            mine[key], theirs[key] = payload[key], current.get(key)
+    if "requirements" in payload or current.get("requirements"):
+        mine["requirements"] = _normalised(payload.get("requirements", []))
+        theirs["requirements"] = list(current.get("requirements") or [])
     return [key for key in mine if mine[key] != theirs[key]]
+
+
+def _normalised(requirements) -> list:
+    """As the server stores them (canonical, sorted); as given if invalid (the deploy says why)."""
+    try:
+        return list(environments.normalise_requirements(requirements))
+    except environments.EnvironmentSpecError:
+        return list(requirements)
 
 
 def dag_steps(bundle: authoring.Bundle, function_names: set, remote: dict) -> list[dict]:

@@ -13,11 +13,7 @@ from app import log_setup as logs
 from app.config import Settings, current
 from app.domain.errors import BrisaError
 from app.store import db as database
-from app.web.api import api
-from app.web.health import health
-from app.web.hooks import hooks
-from app.web.openapi import docs
-from app.web.ui import ui
+from app.web import api, health, hooks, openapi, ui
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +43,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_db_hooks(flask_app)
     _register_error_handlers(flask_app)
 
-    flask_app.register_blueprint(api)
-    flask_app.register_blueprint(health)
-    flask_app.register_blueprint(hooks)
-    flask_app.register_blueprint(ui)
-    flask_app.register_blueprint(docs)
+    flask_app.register_blueprint(api.api)
+    flask_app.register_blueprint(health.health)
+    flask_app.register_blueprint(hooks.hooks)
+    flask_app.register_blueprint(ui.ui)
+    flask_app.register_blueprint(openapi.docs)
     return flask_app
 
 
