@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install run test lint format bench docs clean
+.PHONY: install run test lint typecheck format bench docs clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,13 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
-lint: install
+lint: install typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy over the layers below the processes: the files and settings are in pyproject.toml.
+typecheck: install
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

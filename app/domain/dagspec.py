@@ -15,7 +15,7 @@ from croniter import croniter
 
 from app.domain.trigger_rules import TRIGGER_RULES
 
-PRESETS = {
+PRESETS = {  # Airflow's schedule presets, as cron expressions (@once: no schedule)
     "@once": None,
     "@hourly": "0 * * * *",
     "@daily": "0 0 * * *",
@@ -25,6 +25,7 @@ PRESETS = {
     "@annually": "0 0 1 1 *",
 }
 
+# A dag_id or task_id: the API's contract (openapi.json), and a path segment of its URLs.
 _ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 _ID_RULE = "1-100 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
 # Task settings that default_args may supply.

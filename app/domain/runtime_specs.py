@@ -7,13 +7,14 @@ import json
 import re
 import shlex
 
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-ROOTS = ("conf", "args", "upstream", "context", "secrets")
-FIELDS = {
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")  # an http spec's methods
+ROOTS = ("conf", "args", "upstream", "context", "secrets")  # what a template may start with
+FIELDS = {  # each runtime's spec fields
     "http": {"method", "url", "headers", "body", "connection", "timeout"},
     "sql": {"connection", "query", "params"},
     "shell": {"command", "shell"},
 }
+# A template, {{ path }}, and the dotted path it holds: the syntax of the runtimes' specs.
 TEMPLATE = re.compile(r"\{\{([^{}]*)\}\}")
 TEMPLATE_PATH = re.compile(r"[A-Za-z_][\w-]*(\.[\w-]+)*")
 

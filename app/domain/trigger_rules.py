@@ -16,7 +16,7 @@ failure, i.e. like skipped ones, except for ``none_skipped`` where only a skip c
 
 from dataclasses import dataclass
 
-TRIGGER_RULES = (
+TRIGGER_RULES = (  # Airflow's, by name
     "all_success",
     "all_failed",
     "all_done",
@@ -30,6 +30,7 @@ TRIGGER_RULES = (
 
 FINISHED = frozenset({"success", "failed", "upstream_failed", "skipped", "cancelled"})
 
+# The decisions a rule makes about a waiting task.
 READY = "ready"
 WAIT = "wait"
 UPSTREAM_FAILED = "upstream_failed"

@@ -12,7 +12,7 @@ from app.store.db import Compiled, Slot
 from app.store.models import ApiToken
 
 ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
-TOKEN_PREFIX = "brisa_"
+TOKEN_PREFIX = "brisa_"  # marks a Brisa token (secret scanners match on it)
 
 
 def hash_token(token: str) -> str:

@@ -16,15 +16,13 @@ from app.store.models import DagRun, TaskInstance
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
-TIMEOUT_S = 10
-
 
 def payload(run: DagRun) -> dict:
     ti = TaskInstance.get(TaskInstance.run == run.id)
+    function = run.function  # every invoke run has one; only DAG runs have none
     return {
         "run_id": run.id,
-        "function": run.function.name,
+        "function": function.name if function is not None else None,
         "state": run.state,
         "result": ti.result,
         "error": ti.error,
@@ -35,21 +33,23 @@ def payload(run: DagRun) -> dict:
 
 def send(run_id: int, attempt: int) -> bool:
     """One attempt; returns True when the receiver answered 2xx. A failed attempt schedules
-    the next (1 s, 2 s, 4 s, ... at most 5 minutes apart) until MAX_ATTEMPTS."""
+    the next (1 s, 2 s, 4 s, ... at most BRISA_CALLBACK_MAX_DELAY_S apart) until
+    BRISA_CALLBACK_ATTEMPTS have been made."""
     run = DagRun.get_or_none(DagRun.id == run_id)
     if run is None or not run.callback_url:
         return False
+    settings = current()
     body = json.dumps(payload(run)).encode()
-    secret = webhooks.callback_secret(current().secret_key)
+    secret = webhooks.callback_secret(settings.secret_key)
     headers = {"Content-Type": "application/json"}
     headers |= webhooks.standard_headers(secret, f"brisa-run-{run_id}", body)
     request = urllib.request.Request(run.callback_url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S):
+        with urllib.request.urlopen(request, timeout=settings.callback_timeout_s):
             return True
     except (urllib.error.URLError, OSError, ValueError) as exc:
         log.warning("callback of run %s, attempt %d, failed: %s", run_id, attempt, exc)
-    if attempt < MAX_ATTEMPTS:
-        delay = timedelta(seconds=min(2 ** (attempt - 1), 300))
+    if attempt < settings.callback_attempts:
+        delay = timedelta(seconds=min(2 ** (attempt - 1), settings.callback_max_delay_s))
         outbox.callback_due(run_id, attempt + 1, utcnow() + delay)
     return False

@@ -8,7 +8,7 @@ import peewee
 
 from app.domain import schedule
 from app.domain.dagspec import DagSpec, SpecInvalid, parse_dag_spec
-from app.domain.errors import Conflict, Invalid, NotFound
+from app.domain.errors import Conflict, Invalid, NotFound, Unauthorized
 from app.domain.timeutil import utcnow
 from app.engine import crypto, dispatch, functions, pools, webhooks
 from app.store.db import Compiled, Slot, db
@@ -85,6 +85,13 @@ def rotate_webhook_secret(dag: Dag) -> str:
 
 
 def webhook_secret(dag: Dag) -> str:
+    """The DAG's webhook secret in clear; Unauthorized if it has none (a DAG created before
+    webhooks existed has none until an admin rotates one)."""
+    if dag.webhook_secret is None:
+        raise Unauthorized(
+            f"DAG {dag.dag_id!r} has no webhook secret: an admin makes one with"
+            f" POST /api/v1/dags/{dag.dag_id}/webhook-secret"
+        )
     return crypto.decrypt(dag.webhook_secret)
 
 
@@ -164,7 +171,8 @@ def parse_stored(data: dict) -> DagSpec:
 
 def _functions_named_in(data: dict) -> set[str]:
     """A stored spec was validated when it was deployed: trust the functions it names."""
-    return {t["function"] for t in data["tasks"]} | {data.get("on_success"), data.get("on_failure")}
+    callbacks = {name for key in ("on_success", "on_failure") if (name := data.get(key))}
+    return {t["function"] for t in data["tasks"]} | callbacks
 
 
 def last_scheduled(dag: Dag) -> datetime | None:

@@ -21,11 +21,11 @@ from app.store.db import Compiled, CompiledIn, Slot, db
 from app.store.models import Dag, DagRun, DagVersion, TaskInstance
 from app.store.transitions import RunState, TaskState
 
-FAILED_STATES = {TaskState.FAILED, TaskState.UPSTREAM_FAILED}
+FAILED_STATES = {TaskState.FAILED, TaskState.UPSTREAM_FAILED}  # a run with one has failed
 RUN_FAILS_ON = FAILED_STATES | {TaskState.CANCELLED}  # cancelled: a cleared run finishing
 
 log = logging.getLogger(__name__)
-LONG_IN_LIST = 32
+LONG_IN_LIST = 32  # IN lists up to this long run compiled, one statement per length
 
 
 def start_run(run_id: int, timeout_s: float | None = None) -> bool:
@@ -217,8 +217,8 @@ def reconcile_stalled_runs() -> int:
         .where((DagRun.state == str(RunState.QUEUED)) & DagRun.dag.is_null(False))
         .distinct()
     )
-    for row in waiting_dags:  # a queued run whose predecessor's finisher died before starting it
-        start_queued_runs(row.dag_id)
+    for dag_pk in waiting_dags.scalars():  # a queued run whose predecessor's finisher died first
+        start_queued_runs(dag_pk)
     return count
 
 
@@ -241,6 +241,9 @@ def run_finished(run_id: int) -> None:
 
 
 def _call_back(function_name: str, run: DagRun) -> None:
+    dag = run.dag
+    if dag is None:  # only a DAG's spec names callbacks
+        raise ValueError(f"run {run.id} is not a DAG's run: it has no callbacks")
     failed = (
         TaskInstance.select(TaskInstance.task_id)
         .where(
@@ -249,7 +252,7 @@ def _call_back(function_name: str, run: DagRun) -> None:
         .order_by(TaskInstance.id)
     )
     summary = {
-        "dag_id": run.dag.dag_id,
+        "dag_id": dag.dag_id,
         "run_id": run.id,
         "state": run.state,
         "run_type": run.run_type,
@@ -271,7 +274,8 @@ def release_retry(ti_id: int, try_number: int, now: datetime | None = None) -> b
     )
     if ti is None:
         return False
-    if ti.next_try_at <= (now or utcnow()):
+    due = ti.next_try_at  # None only for a row written without one: due at once
+    if due is None or due <= (now or utcnow()):
         return states.queue_task(ti)
-    outbox.retry_due(ti_id, try_number, ti.next_try_at)
+    outbox.retry_due(ti_id, try_number, due)
     return False

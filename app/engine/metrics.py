@@ -8,14 +8,15 @@ import peewee
 from app.store.db import db, is_postgres
 from app.store.models import DagRun, Metric, TaskInstance, TaskTry
 
+# The upper bounds, seconds, of the task duration histogram's buckets (part of its name).
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
-COUNTERS = {
+COUNTERS = {  # name -> help text, as /metrics shows them
     "messages_dropped_total": "Queue messages the claim discarded (duplicate or stale).",
     "heartbeats_reaped_total": "Running tries failed because their worker stopped heartbeating.",
     "lost_messages_requeued_total": "Queued tries whose message was lost, enqueued again.",
     "ticks_total": "Clock ticks run.",
 }
-GAUGES = {
+GAUGES = {  # name -> help text
     "tick_duration_seconds": "How long the last clock tick took.",
     "tick_last_timestamp_seconds": "When the last clock tick ended (Unix time).",
 }

@@ -6,7 +6,7 @@ from app.domain.errors import Invalid, NotFound
 from app.engine import slots
 from app.store.models import Pool
 
-NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")  # a pool's name (the API's contract)
 
 
 def put(name: str, payload) -> tuple[Pool, bool]:

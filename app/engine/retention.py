@@ -8,7 +8,7 @@ from app.store.db import db
 from app.store.models import DagRun
 from app.store.transitions import RUN_FINISHED
 
-UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+UNITS = {"d": "days", "h": "hours", "m": "minutes"}  # of an age such as "30d"
 
 
 def parse_age(text: str) -> timedelta:

@@ -69,7 +69,7 @@ def create_task_instances(run, tasks: list[dict], pinned: dict[str, FunctionVers
 
 def task_instance_rows(run, tasks: list[dict], pinned: dict[str, FunctionVersion]) -> list:
     """The rows of a new run's task instances, one per task, each knowing its downstream."""
-    downstream = {t["task_id"]: [] for t in tasks}
+    downstream: dict[str, list[str]] = {t["task_id"]: [] for t in tasks}
     for task in tasks:
         for upstream in task.get("upstream", []):
             downstream[upstream].append(task["task_id"])

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import peewee
 
+from app.config import current
 from app.domain import schedule
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.engine import dags, dispatch, run_factory
@@ -12,8 +13,6 @@ from app.store import transitions as states
 from app.store.db import Compiled, Slot, db
 from app.store.models import Dag, DagRun, FunctionVersion, TaskInstance, TaskLog
 from app.store.transitions import TaskState
-
-INVOKE_POLL_S = 0.02
 
 
 def trigger(
@@ -32,6 +31,8 @@ def trigger(
     returns the first run, not created (False). ``dag``: the Dag, if the caller has it."""
     dag = dag or dags.get(dag_id)
     version = dags.current_version(dag)
+    if version is None:  # never: a DAG is created with its first version, in one transaction
+        raise NotFound(f"DAG {dag_id!r} has no version")
     pinned = run_factory.pin_versions(version.spec["tasks"])
     try:
         with db.atomic():
@@ -87,15 +88,15 @@ def invoke(name: str, event, run_type: str = "invoke", callback_url: str | None 
 
 def wait_until_finished(run_id: int, seconds: float) -> DagRun:
     """Poll the run until it is finished or ``seconds`` pass; returns it either way. The
-    polls start a millisecond apart and grow to INVOKE_POLL_S: a no-op function finishes
+    polls start a millisecond apart and grow to BRISA_INVOKE_POLL_S: a no-op function finishes
     within a few milliseconds, a slow one is not asked about a thousand times."""
     deadline = time.monotonic() + seconds
-    pause = 0.001
+    pause, longest = 0.001, current().invoke_poll_s
     while _RUN_STATE.first(run_id=run_id) not in RUN_FINISHED_STATES:
         if time.monotonic() >= deadline:
             break
         time.sleep(pause)
-        pause = min(pause * 1.2, INVOKE_POLL_S)
+        pause = min(pause * 1.2, longest)
     return get(run_id)
 
 

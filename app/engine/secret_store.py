@@ -5,13 +5,13 @@ whose value is a URL (the ``sql`` and ``http`` runtimes use it by name)."""
 
 import re
 
+from app.config import current
 from app.domain.errors import Invalid, NotFound
 from app.engine import crypto
 from app.store.models import Secret
 
-NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
-MAX_VALUE_BYTES = 64 * 1024
-MASK = "***"
+NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")  # a secret's name (the API's contract)
+MASK = "***"  # what a secret's value is replaced with in a try's log, result and error
 
 
 def put(payload) -> tuple[Secret, bool]:
@@ -20,11 +20,12 @@ def put(payload) -> tuple[Secret, bool]:
         raise Invalid([{"field": "", "message": 'the body must be {"name": ..., "value": ...}'}])
     errors = []
     name, value = payload["name"], payload["value"]
+    max_bytes = current().max_secret_bytes
     if not isinstance(name, str) or not NAME.match(name):
         errors.append({"field": "name", "message": "letters, digits, '_', '.', '-' (at most 100)"})
-    if not isinstance(value, str) or not value or len(value.encode()) > MAX_VALUE_BYTES:
+    if not isinstance(value, str) or not value or len(value.encode()) > max_bytes:
         errors.append(
-            {"field": "value", "message": f"a non-empty string of at most {MAX_VALUE_BYTES} bytes"}
+            {"field": "value", "message": f"a non-empty string of at most {max_bytes} bytes"}
         )
     if errors:
         raise Invalid(errors)

@@ -27,11 +27,27 @@ def function_version(version: FunctionVersion, source: bool = False) -> dict:
         "memory_mb": version.memory_mb,
         "env": sorted(version.env),  # names only: values may be secrets
         "secrets": version.secrets,  # the names of the secrets it may read
+        "requirements": version.requirements,
+        "packages": pinned_packages(version.lock),
+        "lock_sha256": version.lock_sha256,
+        "isolation": version.isolation,
+        "build_s": version.build_s,
         "created_at": isoformat(version.created_at),
     }
     if source:
         data["source"] = version.source
+        data["lock"] = version.lock
+        data["build_log"] = version.build_log
     return data
+
+
+def pinned_packages(lock: str) -> list[str]:
+    """``name==version`` of every package a lock pins, in its order."""
+    return [
+        line.split()[0].rstrip("\\")
+        for line in lock.splitlines()
+        if line and not line[0].isspace() and not line.startswith(("#", "-"))
+    ]
 
 
 def function(fn: Function, versions: list[FunctionVersion]) -> dict:
@@ -57,11 +73,14 @@ def dag(dag_row: Dag, version: DagVersion, last_run: DagRun | None = None) -> di
 
 
 def run(run_row: DagRun, tis: list[TaskInstance] | None = None) -> dict:
+    # Each is None, without a query, when its key is null: an invoke has no DAG, a DAG run
+    # no function.
+    dag_row, version, fn = run_row.dag, run_row.dag_version, run_row.function
     data = {
         "run_id": run_row.id,
-        "dag_id": run_row.dag.dag_id if run_row.dag_id else None,
-        "dag_version": run_row.dag_version.version if run_row.dag_version_id else None,
-        "function": run_row.function.name if run_row.function_id else None,
+        "dag_id": dag_row.dag_id if dag_row is not None else None,
+        "dag_version": version.version if version is not None else None,
+        "function": fn.name if fn is not None else None,
         "run_type": run_row.run_type,
         "state": run_row.state,
         "logical_date": isoformat(run_row.logical_date),

@@ -24,9 +24,10 @@ from app.domain.runtime_specs import TemplateError
 from app.sandbox import runtimes
 from app.sandbox.job import Failed, Job, SkipTask
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # context.log's lines
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"  # a try's PATH: the system's, never the worker's
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+SANDBOX_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def main(jobs, output, outcome) -> None:
@@ -42,7 +43,7 @@ def main(jobs, output, outcome) -> None:
         result = call(job)
         sys.stdout.flush()  # the output is in the socket before the outcome is sent
         sys.stderr.flush()
-        outcome.send(result)
+        outcome.send_bytes(json.dumps(result).encode())  # JSON: the worker never unpickles it
     except EOFError:  # never given a job: a spare the worker let go
         pass
     finally:
@@ -72,17 +73,32 @@ def _redirect_output(output) -> None:
 
 def confine(job: Job) -> None:
     """An environment holding none of Brisa's settings, a scratch directory, memory and CPU
-    caps."""
-    os.environ.clear()
-    workdir = job.workdir
-    os.environ.update({"PATH": SAFE_PATH, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"})
-    os.environ.update(job.env)
-    os.chdir(workdir)
-    limit = job.memory_mb * 1024 * 1024
+    caps: a forked child's, for its one try."""
+    limit_memory(job.memory_mb)
+    confine_try(job, {"PATH": SAFE_PATH, "LANG": "C.UTF-8"})
+
+
+def limit_memory(memory_mb: int) -> None:
+    """The address-space limit of this process and what it starts, MiB."""
+    limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def confine_try(job: Job, base_environ: dict) -> None:
+    """What each try starts from: ``base_environ`` with the version's ``env`` and HOME and
+    TMPDIR in the try's scratch directory (its working directory too); a CPU-time limit of
+    ``job.cpu_s`` more seconds than this process has used; logging to stderr."""
+    workdir = job.workdir
+    os.environ.clear()
+    os.environ.update(base_environ)
+    os.environ.update(job.env)
+    os.environ.update({"HOME": workdir, "TMPDIR": workdir})
+    os.chdir(workdir)
     if job.cpu_s:  # CPU seconds: a busy loop is stopped even between wall-clock checks
-        cpu = int(job.cpu_s) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = int(usage.ru_utime + usage.ru_stime + job.cpu_s) + 1
+        hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, hard))
     root = logging.getLogger()
     root.handlers = [logging.StreamHandler(sys.stderr)]
     root.handlers[0].setFormatter(logging.Formatter(LOG_FORMAT))
@@ -112,8 +128,10 @@ class Context(SimpleNamespace):
         self.chosen = [task_ids] if isinstance(task_ids, str) else list(task_ids)
 
 
-def call(job: Job) -> tuple:
-    """The outcome: ("ok", json_text, branch or None), ("skip", reason) or ("error", line)."""
+def call(job: Job, handler=None) -> tuple:
+    """The outcome: ("ok", json_text, branch or None), ("skip", reason) or ("error", line).
+    ``handler``: the python handler already loaded (a warm executor's), else the module is
+    executed first."""
     context = Context(
         **job.context,
         log=logging.getLogger(f"brisa.task.{job.context.get('task_id', 'function')}"),
@@ -121,7 +139,7 @@ def call(job: Job) -> tuple:
         chosen=None,
     )
     try:
-        result = json.dumps(_call(job, context))
+        result = json.dumps(_call(job, context, handler))
     except SkipTask as exc:
         print(f"[brisa] the task skipped itself: {exc}" if str(exc) else "[brisa] skipped")
         return ("skip", str(exc))
@@ -137,17 +155,34 @@ def call(job: Job) -> tuple:
     return ("ok", result, context.chosen)
 
 
-def _call(job: Job, context: Context):
+def _call(job: Job, context: Context, handler):
     """The function's result (None for a check_only job)."""
     if job.runtime != "python":
         return None if job.check_only else runtimes.run(job)
-    handler = load_handler(job.source, job.handler, job.filename)
+    handler = handler or load_handler(job.source, job.handler, job.filename)
     return None if job.check_only else handler(job.event, context)
 
 
+def exec_executor(command: list, env: dict, jobs, outcomes, output) -> None:
+    """In a child of the fork server: become a warm executor (app/sandbox/executor.py) by
+    exec'ing ``command`` (the environment's interpreter) with ``env``, its output on
+    ``output``, its job and outcome pipes' descriptors appended to the command."""
+    os.setsid()  # its own process group: the worker kills the whole group
+    _die_with_parent()  # kept across exec
+    _redirect_output(output)
+    fds = [jobs.fileno(), outcomes.fileno()]
+    for fd in fds:
+        os.set_inheritable(fd, True)
+    try:
+        os.execve(command[0], [*command, *map(str, fds)], env)
+    except OSError as exc:
+        print(f"[brisa] the executor could not start: {exc}", flush=True)
+        os._exit(127)
+
+
 def _from_user_code(tb):
-    """The traceback less its first frames in this module (call, _call)."""
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    """The traceback less its first frames in Brisa's sandbox (call, _call, load_handler)."""
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(SANDBOX_DIR):
         tb = tb.tb_next
     return tb
 

@@ -22,7 +22,7 @@ from decimal import Decimal
 from app.domain.runtime_specs import interpolate, render
 from app.sandbox.job import Failed, Job
 
-ERROR_BODY_CHARS = 200
+ERROR_BODY_CHARS = 200  # of an http error's body, quoted in the try's one-line error
 URL_SAFE = "/:?#[]@!$&'()*+,;=%~"  # left as they are when a rendered URL is made valid
 MAX_ENV_EVENT_BYTES = 120 * 1024  # Linux refuses one environment string over 128 KiB
 

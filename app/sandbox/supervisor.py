@@ -41,7 +41,33 @@ _fork_server_lock = threading.Lock()
 _running: dict = {}  # key -> the Process of a run() under way, for kill(key)
 log = logging.getLogger(__name__)
 
-TICK_S = 0.25  # how often the observer is asked whether to go on (flush logs, heartbeat)
+
+@dataclasses.dataclass(frozen=True)
+class Tuning:
+    """The supervisor's knobs. The worker sets them from BRISA_SANDBOX_TICK_S and
+    BRISA_SANDBOX_SPARES (app/config.py) with ``configure``: app/sandbox reads no settings
+    of its own. The defaults here are those variables' defaults."""
+
+    tick_s: float = 0.25  # how often the observer is asked whether to go on (flush, cancel)
+    spares: int = 1  # children kept forked ahead; a try that finds none forks its own
+
+
+_tuning = Tuning()
+
+
+def configure(tick_s: float, spares: int) -> None:
+    """Set this process's knobs (the worker, at its start)."""
+    global _tuning
+    if not tick_s > 0 or spares < 0:
+        raise ValueError(
+            f"sandbox tick must be above 0 s and spares at least 0: {tick_s}, {spares}"
+        )
+    _tuning = Tuning(tick_s=tick_s, spares=spares)
+
+
+def tuning() -> Tuning:
+    """This process's knobs."""
+    return _tuning
 
 
 class _WarmPopen(popen_forkserver.Popen):
@@ -77,6 +103,8 @@ def _close_fds(*fds: int) -> None:
 
 
 class _WarmProcess(ForkServerProcess):
+    channels: tuple = ()  # an executor's: the worker's ends of its jobs, outcomes, output
+
     @staticmethod
     def _Popen(process_obj):
         return _WarmPopen(process_obj)
@@ -106,7 +134,7 @@ def run(job: Job, timeout: float, observer: Observer | None = None, key=None) ->
         child.jobs.send(job)
         return _supervise(child.process, child.output, child.outcome, timeout, observer)
     except OSError:  # the child died before taking its job (its fork server was killed)
-        return Outcome(False, error=_death(child.process.exitcode))
+        return Outcome(False, error=death(child.process.exitcode))
     finally:
         _running.pop(key, None)
         child.close(wait=False)
@@ -142,18 +170,43 @@ class _Child:
     def close(self, wait: bool = True) -> None:
         """Kill the child's process group; then wait for its exit status, here or (not
         ``wait``) in the background, off the try's path."""
-        _kill_group(self.process)
+        kill_group(self.process)
         for handle in (self.jobs, self.output, self.outcome):
             handle.close()
         if wait:
             self.process.join(5)
         else:
-            _in_background(lambda: self.process.join(5))
+            in_background(lambda: self.process.join(5))
+
+
+def start_executor(command: list, env: dict):
+    """Start a warm executor from the fork server (so its parent holds none of Brisa's
+    settings and a function that kills its parent cannot kill the worker): ``command`` is
+    its interpreter's command line, ``env`` its whole environment. Returns the process, with
+    ``channels``: the worker's ends (jobs, outcomes, output)."""
+    _start_fork_server()
+    output_here, output_there = socket.socketpair()
+    outcomes_here, outcomes_there = multiprocessing.Pipe(duplex=False)
+    jobs_there, jobs_here = multiprocessing.Pipe(duplex=False)
+    process = _WarmProcess(
+        target=sandbox_child.exec_executor,
+        args=(command, env, jobs_there, outcomes_there, output_there),
+    )
+    try:
+        process.start()
+    except BaseException:
+        for handle in (output_here, outcomes_here, jobs_here):
+            handle.close()
+        raise
+    finally:
+        for handle in (output_there, outcomes_there, jobs_there):
+            handle.close()
+    process.channels = (jobs_here, outcomes_here, output_here)
+    return process
 
 
 _spares: list[_Child] = []
 _spares_lock = threading.Lock()
-SPARES = 1  # children kept forked ahead; a try that finds none forks its own
 
 
 def _take_spare() -> _Child | None:
@@ -180,10 +233,10 @@ _chores_pid = None  # the process whose background thread runs (none after a for
 
 
 def _ask_for_spare() -> None:
-    _in_background(_add_spare)
+    in_background(_add_spare)
 
 
-def _in_background(chore) -> None:
+def in_background(chore) -> None:
     """Do ``chore()`` in this process's sandbox thread: forking spares, reaping children."""
     global _chores_pid
     with _spares_lock:
@@ -204,11 +257,11 @@ def _do_chores() -> None:
 
 def _add_spare() -> None:
     with _spares_lock:
-        if len(_spares) >= SPARES:
+        if len(_spares) >= _tuning.spares:
             return
     child = _Child.fork()  # if it fails, the next try forks its own
     with _spares_lock:
-        if len(_spares) < SPARES:
+        if len(_spares) < _tuning.spares:
             _spares.append(child)
             return
     child.close()
@@ -219,7 +272,7 @@ def kill(key) -> bool:
     process = _running.get(key)
     if process is None:
         return False
-    _kill_group(process)
+    kill_group(process)
     return True
 
 
@@ -244,8 +297,9 @@ def _is_secret(name: str) -> bool:
 
 def _supervise(process, output, outcome_pipe, timeout, observer) -> Outcome:
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    tick_s = _tuning.tick_s
     deadline = time.monotonic() + timeout
-    next_tick = time.monotonic() + TICK_S
+    next_tick = time.monotonic() + tick_s
     outcome = None
     waiting = [output, outcome_pipe]
     while outcome is None:
@@ -253,31 +307,31 @@ def _supervise(process, output, outcome_pipe, timeout, observer) -> Outcome:
         if now >= deadline:
             return Outcome(False, error=f"timed out after {timeout:g}s and was killed")
         if now >= next_tick:
-            next_tick = now + TICK_S
+            next_tick = now + tick_s
             if not observer.tick():
                 return Outcome(False, error="stopped: the try is no longer running")
         ready = multiprocessing.connection.wait(waiting, timeout=min(deadline, next_tick) - now)
-        if output in ready and not _read_output(output, decoder, observer):
+        if output in ready and not read_output(output, decoder, observer):
             waiting.remove(output)
         if outcome_pipe in ready:
             outcome = _receive(outcome_pipe, process)
-    _drain(output if output in waiting else None, decoder, observer)
+    drain(output if output in waiting else None, decoder, observer)
     return outcome
 
 
-def _read_output(output, decoder, observer) -> bool:
+def read_output(output, decoder, observer) -> bool:
     data = output.recv(65536)
     if data:
         observer.output(decoder.decode(data))
     return bool(data)
 
 
-def _drain(output, decoder, observer) -> None:
+def drain(output, decoder, observer) -> None:
     """Read what the child printed before its outcome arrived: it flushed its output before
     sending the outcome (or died), so all of it is already in the socket; what a process it
     left behind writes later is not waited for (its group is killed next)."""
     while output is not None and multiprocessing.connection.wait([output], timeout=0):
-        if not _read_output(output, decoder, observer):
+        if not read_output(output, decoder, observer):
             break
     tail = decoder.decode(b"", final=True)
     if tail:
@@ -286,10 +340,10 @@ def _drain(output, decoder, observer) -> None:
 
 def _receive(outcome_pipe, process) -> Outcome:
     try:
-        kind, payload, *rest = outcome_pipe.recv()
-    except (EOFError, OSError):
+        kind, payload, *rest = json.loads(outcome_pipe.recv_bytes())
+    except (EOFError, OSError, ValueError, TypeError):
         process.join(5)  # its outcome pipe closed: it is gone, the fork server reports how
-        return Outcome(False, error=_death(process.exitcode))
+        return Outcome(False, error=death(process.exitcode))
     if kind == "ok":
         branch = tuple(rest[0]) if rest[0] is not None else None
         return Outcome(True, result=json.loads(payload), branch=branch)
@@ -298,13 +352,13 @@ def _receive(outcome_pipe, process) -> Outcome:
     return Outcome(False, error=payload)
 
 
-def _death(exitcode) -> str:
+def death(exitcode) -> str:
     if exitcode is not None and exitcode < 0:
         return f"the function's process was killed by {signal.Signals(-exitcode).name}"
     return f"the function's process exited with code {exitcode} before returning"
 
 
-def _kill_group(process) -> None:
+def kill_group(process) -> None:
     """Kill the child and anything it started in its process group."""
     if process.pid is None:
         return

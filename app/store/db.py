@@ -12,28 +12,38 @@ import peewee
 from playhouse.db_url import parse
 from playhouse.pool import PooledPostgresqlDatabase
 
+from app.config import Settings, current
+
 db = peewee.DatabaseProxy()
 log = logging.getLogger(__name__)
 
-SQLITE_PRAGMAS = {
-    "busy_timeout": 10000,  # ms: writers from web, worker and clock processes wait their turn
+SQLITE_PRAGMAS = {  # and busy_timeout, from BRISA_SQLITE_BUSY_TIMEOUT_MS
     "synchronous": "normal",
     "foreign_keys": 1,
 }
 
 
-def open_database(url: str) -> peewee.Database:
+def open_database(url: str, settings: Settings | None = None) -> peewee.Database:
+    """The database at ``url``, tuned by ``settings`` (default: this process's)."""
+    settings = settings or current()
     scheme = urlparse(url).scheme
     if scheme in ("postgres", "postgresql"):
         params = parse(url)
         database = params.pop("database")
-        return PooledPostgresqlDatabase(database, max_connections=64, stale_timeout=300, **params)
+        return PooledPostgresqlDatabase(
+            database,
+            max_connections=settings.db_pool_size,
+            stale_timeout=settings.db_pool_stale_s,
+            **params,
+        )
     if scheme == "sqlite":
         path = url[len("sqlite:///") :]
         _ensure_wal(path)
+        # Writers from the web, worker and clock processes wait their turn for busy_timeout.
+        pragmas = {"busy_timeout": settings.sqlite_busy_timeout_ms, **SQLITE_PRAGMAS}
         # IMMEDIATE: a transaction takes the write lock at BEGIN, so two writers never
         # deadlock upgrading a read lock (a SQLITE_BUSY that busy_timeout cannot fix).
-        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
+        return peewee.SqliteDatabase(path, pragmas=pragmas, lock_type="IMMEDIATE")
     raise ValueError(
         f"DATABASE_URL must be postgres://, postgresql:// or sqlite:///, not {scheme!r}"
     )
@@ -54,11 +64,11 @@ def _ensure_wal(path: str, attempts: int = 100) -> None:
             time.sleep(0.02)
 
 
-def bind(url: str) -> peewee.Database:
+def bind(url: str, settings: Settings | None = None) -> peewee.Database:
     """Point the proxy at the database for ``url`` (closing any previous one)."""
     if db.obj is not None and not db.obj.is_closed():
         db.obj.close()
-    database = open_database(url)
+    database = open_database(url, settings)
     db.initialize(database)
     return database
 
@@ -70,12 +80,10 @@ def is_postgres() -> bool:
 def ensure_bound() -> None:
     """Bind the proxy from the environment if nothing has bound it yet (worker, clock)."""
     if db.obj is None:
-        from app.config import current
-
         bind(current().database_url)
 
 
-DB_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
+DB_ERRORS = (peewee.OperationalError, peewee.InterfaceError)  # the database is unreachable
 
 
 def retrying(action, seconds: float, first_wait_s: float = 0.2, max_wait_s: float = 5.0):

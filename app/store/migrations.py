@@ -21,7 +21,7 @@ from app.store.models import ALL_MODELS, AuditEvent, Metric, Pool, SchemaVersion
 log = logging.getLogger(__name__)
 
 
-EXTRA_DDL = [
+EXTRA_DDL = [  # what peewee's models cannot say, run after create_tables
     # One scheduled run per (dag, logical_date), however many clocks tick: the database says
     # so, not only the code.
     "CREATE UNIQUE INDEX IF NOT EXISTS dag_run_scheduled_once ON dag_run (dag_id, logical_date)"
@@ -78,6 +78,19 @@ def _v6_audit() -> None:
     db.create_tables([AuditEvent])
 
 
+def _v7_environments() -> None:
+    migrator = schema.SchemaMigrator.from_database(db.obj)
+    version = "function_version"
+    schema.migrate(
+        migrator.add_column(version, "requirements", pw.TextField(default="[]")),
+        migrator.add_column(version, "lock", pw.TextField(default="")),
+        migrator.add_column(version, "lock_sha256", pw.CharField(max_length=64, default="")),
+        migrator.add_column(version, "build_log", pw.TextField(default="")),
+        migrator.add_column(version, "build_s", pw.FloatField(null=True)),
+        migrator.add_column(version, "isolation", pw.CharField(max_length=10, default="warm")),
+    )
+
+
 # (version, callable) in ascending order; each brings the schema from version-1 to version.
 STEPS: list = [
     (2, _v2_scheduling),
@@ -85,8 +98,9 @@ STEPS: list = [
     (4, _v4_metrics),
     (5, _v5_webhooks_and_secrets),
     (6, _v6_audit),
+    (7, _v7_environments),
 ]
-LATEST = 1 + len(STEPS)
+LATEST = 1 + len(STEPS)  # the schema version this code needs
 
 
 def current_version() -> int | None:

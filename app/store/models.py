@@ -38,6 +38,8 @@ class Function(BaseModel):
     name = pw.CharField(max_length=100, unique=True)
     created_at = pw.DateTimeField(default=utcnow)
 
+    versions: pw.ModelSelect[FunctionVersion]  # typing only: the backref peewee adds
+
 
 class FunctionVersion(BaseModel):
     """Immutable: a deploy with other source or settings makes version n+1."""
@@ -53,6 +55,15 @@ class FunctionVersion(BaseModel):
     memory_mb = pw.IntegerField()
     env = JSONField()
     secrets = JSONField(default=list)  # names of the secrets it may read (context.secrets)
+    # Its packages: the deploy's requirements (PEP 508, canonical; the source's PEP 723
+    # dependencies are in the source), resolved at deploy to a lock with hashes, and the
+    # environment built from that lock (app/engine/environments.py).
+    requirements = JSONField(default=list)
+    lock = pw.TextField(default="")  # uv's requirements.txt with hashes; "" : no packages
+    lock_sha256 = pw.CharField(max_length=64, default="")
+    build_log = pw.TextField(default="")
+    build_s = pw.FloatField(null=True)  # seconds the environment took to build at deploy
+    isolation = pw.CharField(max_length=10, default="warm")  # warm executors, or fresh
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
@@ -70,6 +81,10 @@ class Dag(BaseModel):
     # Not a column: the secret in clear, set only on the Dag that app/engine/dags.py created
     # it for, so the response to that request can show it once.
     revealed_webhook_secret: str | None = None
+
+    # Typing only: the backrefs peewee adds.
+    versions: pw.ModelSelect[DagVersion]
+    runs: pw.ModelSelect[DagRun]
 
 
 class DagVersion(BaseModel):
@@ -101,10 +116,12 @@ class DagRun(BaseModel):
     dag = pw.ForeignKeyField(Dag, null=True, backref="runs", on_delete="CASCADE")
     dag_version = pw.ForeignKeyField(DagVersion, null=True, on_delete="CASCADE")
     function = pw.ForeignKeyField(Function, null=True, on_delete="CASCADE")
-    # Typing only: the accessors peewee adds for the foreign keys (the referenced ids).
+    # Typing only: the accessors peewee adds for the foreign keys (the referenced ids), and
+    # the backref.
     dag_id: pw.IntegerField[int | None]
     dag_version_id: pw.IntegerField[int | None]
     function_id: pw.IntegerField[int | None]
+    task_instances: pw.ModelSelect[TaskInstance]
     run_type = pw.CharField(max_length=20)  # manual | scheduled | webhook | invoke | backfill
     logical_date = pw.DateTimeField()
     conf = JSONField(null=True)
@@ -133,6 +150,9 @@ class TaskInstance(BaseModel):
     task_id = pw.CharField(max_length=100)
     function_version = pw.ForeignKeyField(FunctionVersion, on_delete="CASCADE")
     function_version_id: pw.IntegerField[int]  # typing only, as run_id
+    # Typing only: the backrefs peewee adds.
+    tries: pw.ModelSelect[TaskTry]
+    logs: pw.ModelSelect[TaskLog]
     state = pw.CharField(max_length=20)
     try_number = pw.IntegerField(default=0)  # the try running or last run; 1 on the first
     max_tries = pw.IntegerField(default=1)

@@ -184,7 +184,9 @@ def succeed(ti_id: int, try_number: int, result) -> bool:
     return _SUCCEED.rowcount(**values) == 1
 
 
-def fail(ti_id: int, try_number: int, max_tries: int, error: str, retry_delay: float) -> str | None:
+def fail(
+    ti_id: int, try_number: int, max_tries: int, error: str | None, retry_delay: float
+) -> str | None:
     """running -> up_for_retry while tries remain, else failed; returns the state reached."""
     now = utcnow()
     if try_number < max_tries:
@@ -200,7 +202,7 @@ def fail(ti_id: int, try_number: int, max_tries: int, error: str, retry_delay: f
     return T.FAILED if moved else None
 
 
-def skip(ti_id: int, try_number: int, reason: str) -> bool:
+def skip(ti_id: int, try_number: int, reason: str | None) -> bool:
     """running -> skipped: the function skipped itself."""
     fields = dict(error=f"skipped: {reason}" if reason else None, finished_at=utcnow())
     return _move_tasks(_this_try(ti_id, try_number), [T.RUNNING], T.SKIPPED, **fields) == 1

@@ -10,6 +10,7 @@ public paths (/hooks, health, metrics, this document) and the assembly.
 
 from flask import Blueprint, jsonify
 
+from app.config import current
 from app.domain.dagspec import _ID, PRESETS
 from app.domain.trigger_rules import TRIGGER_RULES
 from app.engine import functions, secret_store
@@ -147,7 +148,7 @@ def function_deploy_schema() -> dict:
             "name": NAME,
             "source": string(
                 minLength=1,
-                maxLength=functions.MAX_SOURCE_BYTES,
+                maxLength=current().max_source_bytes,
                 description="Python source with the handler, or (other runtimes) a JSON spec",
             ),
             "handler": string(default="handler", description="a Python identifier"),
@@ -156,6 +157,17 @@ def function_deploy_schema() -> dict:
             "memory_mb": integer(minimum=64, maximum=65536),
             "env": nullable(obj({}, additional=string())),
             "secrets": array(NAME, uniqueItems=True),
+            "requirements": array(
+                string(minLength=1, maxLength=500),
+                maxItems=200,
+                description="PEP 508 requirements (python only), beside the source's PEP 723"
+                " dependencies; resolved to a lock at deploy",
+            ),
+            "isolation": string(
+                enum=list(functions.ISOLATIONS),
+                default="warm",
+                description="warm: executors serve successive tries; fresh: a process per try",
+            ),
         },
         required=("name", "source"),
     )
@@ -173,10 +185,17 @@ def function_version_schema(with_source: bool) -> dict:
         "memory_mb": integer(),
         "env": array(string(), description="names only"),
         "secrets": array(string()),
+        "requirements": array(string(), description="as deployed, canonical"),
+        "packages": array(string(), description="name==version of every package locked"),
+        "lock_sha256": string(description="SHA-256 of the lock; empty: no packages"),
+        "isolation": string(enum=list(functions.ISOLATIONS)),
+        "build_s": nullable(number(description="seconds the environment took to build")),
         "created_at": DATE_TIME,
     }
     if with_source:
         properties["source"] = string()
+        properties["lock"] = string(description="requirements.txt with hashes, from uv")
+        properties["build_log"] = string()
     return closed(properties)
 
 
@@ -351,7 +370,7 @@ def admin_schemas() -> dict:
             {
                 "name": string(pattern=secret_store.NAME.pattern, minLength=1, maxLength=100),
                 "value": string(
-                    minLength=1, description=f"at most {secret_store.MAX_VALUE_BYTES} bytes"
+                    minLength=1, description=f"at most {current().max_secret_bytes} bytes"
                 ),
             }
         ),

@@ -9,11 +9,15 @@ hands a try back to the queue when the consumer stops before the try ends.
 from huey import signals
 
 from app import broker
+from app.config import current
+from app.sandbox import supervisor
 from app.store.db import ensure_bound
 from app.worker import try_runner
 
 huey = broker.huey
 broker.install()
+_settings = current()
+supervisor.configure(tick_s=_settings.sandbox_tick_s, spares=_settings.sandbox_spares)
 
 
 def run_try(ti_id: int, try_number: int) -> None:

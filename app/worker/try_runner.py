@@ -12,9 +12,9 @@ from app.config import current
 from app.domain.outcomes import Outcome
 from app.domain.states import TaskState
 from app.domain.timeutil import isoformat, utcnow
-from app.engine import metrics, outcomes, slots
+from app.engine import environments, metrics, outcomes, slots
 from app.engine import secret_store as secrets
-from app.sandbox import supervisor
+from app.sandbox import executors, supervisor
 from app.sandbox.job import Job
 from app.store import transitions
 from app.store.db import (
@@ -40,9 +40,13 @@ def run_try(ti_id: int, try_number: int) -> None:
     settings = current()
     with db.connection_context():
         ti = load_task_instance(ti_id)
-        gate = slots.Gate(ti.dag_pk, ti.run.max_active_tasks, ti.pool) if ti else None
+        if ti is None:  # deleted meanwhile: nothing to run
+            log.info("task instance %s try %s dropped: it no longer exists", ti_id, try_number)
+            metrics.add("messages_dropped_total")
+            return
+        gate = slots.Gate(ti.dag_pk, ti.run.max_active_tasks, ti.pool)
         now = utcnow()
-        claimed = slots.claim(gate, ti_id, try_number, WORKER_NAME, now) if ti else slots.DROPPED
+        claimed = slots.claim(gate, ti_id, try_number, WORKER_NAME, now)
         if claimed != slots.CLAIMED:
             log.info("task instance %s try %s %s", ti_id, try_number, claimed)
             if claimed == slots.DROPPED:
@@ -78,12 +82,58 @@ def run_try(ti_id: int, try_number: int) -> None:
 
 
 def _run(job: Job, ti: TaskInstance, try_number: int, observer) -> Outcome:
+    """A python function's try in a warm executor of its version's environment (built here
+    first if this worker lacks it); the other runtimes' in a child forked from the fork
+    server, in Brisa's own interpreter (they need its psycopg2 and nothing else)."""
     observer.secret_values = list(job.secrets.values())
+    key = (ti.id, try_number)
     try:
-        return supervisor.run(job, ti.timeout, observer, key=(ti.id, try_number))
+        version = function_version(ti.function_version_id)
+        if job.runtime != "python" or not version.lock:
+            return supervisor.run(job, ti.timeout, observer, key=key)
+        return _run_in_executor(job, version, ti, observer)
+    except environments.BuildError as exc:
+        return Outcome(False, error=f"the function's environment could not be built: {exc}")
     except Exception as exc:  # noqa: BLE001 - Brisa's own fault must still end the try
         log.exception("task instance %s try %s could not run", ti.id, try_number)
         return Outcome(False, error=f"Brisa could not run the try: {exc!r}")
+
+
+def _run_in_executor(job: Job, version: FunctionVersion, ti: TaskInstance, observer) -> Outcome:
+    settings = current()
+    built = environments.ensure_built(
+        version.lock,
+        env_dir=settings.environments_dir,
+        cache_mb=settings.env_cache_mb,
+        timeout_s=settings.build_timeout_s,
+    )
+    if built.built_now:
+        observer.output(f"[brisa] environment built in {built.duration_s:.1f}s\n")
+    spawn = executors.Spawn(version.id, str(built.python), version.memory_mb, version.env or {})
+    fresh = version.isolation == "fresh"
+    with environments.in_use(built.path):
+        outcome, _cold = executor_pool().run(
+            spawn, job, ti.timeout, observer, key=(ti.id, ti.try_number), fresh=fresh
+        )
+    return outcome
+
+
+_pool: executors.Pool | None = None
+
+
+def executor_pool() -> executors.Pool:
+    """This worker process's warm executors, made on first use from the settings."""
+    global _pool
+    if _pool is None:
+        settings = current()
+        limits = executors.Limits(
+            max_tries=settings.executor_max_tries,
+            idle_s=settings.executor_idle_s,
+            rss_growth_mb=settings.executor_rss_growth_mb,
+            per_worker=settings.executors_per_worker,
+        )
+        _pool = executors.Pool(limits)
+    return _pool
 
 
 def _give_back_db_down(ti_id: int, try_number: int) -> None:
@@ -98,6 +148,7 @@ def give_back_on_shutdown(ti_id: int, try_number: int) -> None:
         if outcomes.record_handed_back(ti_id, try_number, "the worker shut down"):
             log.warning("task instance %s try %s handed back", ti_id, try_number)
     supervisor.kill((ti_id, try_number))
+    executor_pool().kill((ti_id, try_number))
 
 
 def _masked(outcome: Outcome, values: list[str]) -> Outcome:

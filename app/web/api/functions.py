@@ -35,7 +35,8 @@ MAX_WAIT_S = 60
 @blueprint.post("/functions")
 @needs("admin")
 def deploy_function():
-    version, created = functions.deploy(json_body(), current_app.config["BRISA"])
+    upgrade = request.args.get("upgrade", "false").lower() in ("1", "true", "yes")
+    version, created = functions.deploy(json_body(), current_app.config["BRISA"], upgrade)
     return jsonify(serialize.function_version(version)), 201 if created else 200
 
 
@@ -120,6 +121,14 @@ def _function_paths() -> dict:
                     "201": response("A new version", ref("FunctionVersion")),
                 },
                 role="admin",
+                params=[
+                    query_param(
+                        "upgrade",
+                        "1, true or yes: resolve the requirements again even if nothing"
+                        " changed (a new version when the lock differs)",
+                        string(),
+                    )
+                ],
                 request=request_body(ref("FunctionDeploy"), "The function"),
                 error_codes=(*JSON_BODY_ERRORS, 409),
             ),

@@ -326,7 +326,7 @@ def test_check_only_loads_the_module_without_calling_the_handler(source, error):
     else:
         assert outcome == Outcome(False, None, error)
     # The deploy check runs the same load in a process of its own (app/sandbox/load_check.py).
-    assert functions.load_check_error(check_job(source).to_json()) == error
+    assert functions.load_check_error(check_job(source).to_json(), timeout_s=10) == error
 
 
 def test_output_flood_is_delivered_completely():
@@ -362,3 +362,13 @@ def test_an_exception_whose_str_raises_still_fails_with_its_name():
         """
     outcome, _ = run(source)
     assert outcome == Outcome(False, None, "Weird")
+
+
+def test_configure_sets_the_knobs_and_refuses_nonsense(monkeypatch):
+    monkeypatch.setattr(sandbox, "_tuning", sandbox.Tuning())
+    sandbox.configure(tick_s=0.1, spares=0)
+    assert sandbox._tuning == sandbox.Tuning(tick_s=0.1, spares=0)
+    for tick_s, spares in ((0, 1), (0.25, -1)):
+        with pytest.raises(ValueError):
+            sandbox.configure(tick_s=tick_s, spares=spares)
+    assert sandbox._tuning == sandbox.Tuning(tick_s=0.1, spares=0)

@@ -120,7 +120,15 @@ ADDED_SINCE_V1 = {  # columns the steps add (v2 scheduling, v3 slots, v5 webhook
         "trigger",
     ],
     "task_instance": ["retry_backoff", "max_retry_delay", "dag_pk", "pool", "parked"],
-    "function_version": ["secrets"],
+    "function_version": [
+        "secrets",
+        "requirements",
+        "lock",
+        "lock_sha256",
+        "build_log",
+        "build_s",
+        "isolation",
+    ],
 }
 
 
