@@ -231,10 +231,6 @@ class Pool:
         for executor in idle:
             executor.stop()
 
-    def idle_count(self) -> int:
-        with self._lock:
-            return len(self._idle)
-
     def _checkout(self, version_key) -> Executor | None:
         self.stop_idle()
         with self._lock:
