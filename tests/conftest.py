@@ -199,3 +199,16 @@ def edited_examples(folder: Path) -> Path:
     spec["schedule"] = "@daily"
     (folder / "example_pipeline.json").write_text(json.dumps(spec))
     return folder
+
+
+@pytest.fixture
+def real_index(monkeypatch, tmp_path):
+    """The machine's own package index settings and a fresh uv cache; skipped locally (failed in
+    CI, where the registry is reachable) when no index answers for a small real package."""
+    from app.engine.environments import ResolutionError, resolve
+
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    try:
+        resolve(("six",), timeout_s=60)
+    except ResolutionError as exc:
+        unavailable("a package index", exc)

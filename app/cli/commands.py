@@ -258,6 +258,24 @@ def cmd_functions_list(args, client: Client, term: Terminal) -> int:
     return term.emit(client.get("/functions"), render)
 
 
+def cmd_functions_show(args, client: Client, term: Terminal) -> int:
+    """A version's facts (the latest unless --version), its packages, and with --build-log how
+    its environment was built."""
+    number = args.version or client.get(f"/functions/{args.name}")["latest_version"]
+    version = client.get(f"/functions/{args.name}/versions/{number}")
+
+    def render(v):
+        term.line(f"function {v['name']} v{v['version']}  {v['runtime']}  handler {v['handler']}")
+        term.line(f"timeout {v['timeout']:g}s  memory {v['memory_mb']} MiB  {v['isolation']}")
+        term.line(f"packages {' '.join(v['packages']) or '-'}")
+        built = f"built in {v['build_s']:.2f}s" if v["build_log"] else "found built"
+        term.line(f"environment {(v['lock_sha256'] or '-')[:12]}  {built} at deploy")
+        if args.build_log:
+            term.line(v["build_log"] or "(no build log: the environment was already built)")
+
+    return term.emit(version, render)
+
+
 def cmd_invoke(args, client: Client, term: Terminal) -> int:
     """Run a function now; wait up to --wait seconds for its result (exit 1 if it failed)."""
     server_wait = min(args.wait, 60)  # the API waits at most 60 s; the rest is polled
@@ -432,6 +450,15 @@ RUN_COMMANDS = {
 }
 FUNCTION_COMMANDS = {
     "list": (cmd_functions_list, "list functions (latest versions)", []),
+    "show": (
+        cmd_functions_show,
+        "show a function version: settings, packages, its environment's build",
+        [
+            arg("name", help="the function's name"),
+            arg("--version", type=int, metavar="N", help="this version (default: the latest)"),
+            arg("--build-log", action="store_true", help="print how its environment was built"),
+        ],
+    ),
     "invoke": (
         cmd_invoke,
         "run a function now and print its result (exit 1 if it fails)",

@@ -12,6 +12,7 @@ executor for the try and stops it after (one process per try).
 """
 
 import codecs
+import hashlib
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -48,16 +49,26 @@ BOOTSTRAP = (  # the executor's program: this checkout's app.sandbox, nothing el
 class Spawn:
     """How to start an executor for one function version.
 
-    key: the version's identity (executors of one key serve only its tries).
+    key: what the executor holds, as a digest: its interpreter, memory limit, environment
+    variables and module (source, handler, file name). Executors of one key serve only tries
+    with that key, so an executor never runs another version's try, whatever the database ids
+    (a worker may outlive a database, and tests make one per test).
     python: the environment's interpreter (``<env>/bin/python``).
     memory_mb: the address-space limit of the whole process, MiB.
     env: the version's environment variables (never a secret).
     """
 
-    key: object
+    key: str
     python: str
     memory_mb: int
     env: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, job: Job, python: str) -> "Spawn":
+        """The spawn of ``job``'s version in the environment of ``python``."""
+        held = [python, job.memory_mb, job.env, job.source, job.handler, job.filename]
+        key = hashlib.sha256(json.dumps(held, sort_keys=True).encode()).hexdigest()
+        return cls(key, python, job.memory_mb, dict(job.env))
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,8 @@ class Pool:
         self._idle: OrderedDict[int, Executor] = OrderedDict()  # by id(), least recent first
         self._busy: dict[object, Executor] = {}  # by the try's key, for kill()
         self._lock = threading.Lock()
+        self._reaper: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def run(
         self, spawn: Spawn, job: Job, timeout: float, observer: Observer, key=None, fresh=False
@@ -226,6 +239,8 @@ class Pool:
         return len(stale)
 
     def stop_all(self) -> None:
+        """Stop every idle executor and the reaper (busy ones end with their tries)."""
+        self._closed.set()
         with self._lock:
             idle, self._idle = list(self._idle.values()), OrderedDict()
         for executor in idle:
@@ -243,6 +258,17 @@ class Pool:
     def _checkin(self, executor: Executor) -> None:
         with self._lock:
             self._idle[id(executor)] = executor
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="executor-reaper")
+                self._reaper.daemon = True
+                self._reaper.start()
+
+    def _reap(self) -> None:
+        """Stop idle executors on time, not only when a try comes: checks every quarter of
+        ``idle_s`` (at most every 30 s) until stop_all()."""
+        interval = min(self.limits.idle_s / 4, 30.0)
+        while not self._closed.wait(interval):
+            self.stop_idle()
 
     def _make_room(self) -> None:
         """Stop least recently used idle executors while the worker has its cap alive."""

@@ -25,7 +25,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from app.domain.errors import BrisaError, Invalid, Unauthorized
-from app.engine import audit, auth, dags, functions, runs
+from app.engine import audit, auth, dags, functions, runs, serialize
 from app.store.models import DagVersion, Function, FunctionVersion
 from app.store.transitions import RUN_FINISHED, TASK_FINISHED
 from app.web import ui_auth, ui_data
@@ -390,6 +390,7 @@ def function_page(name):
         versions=versions,
         shown=shown,
         used_by=ui_data.used_by().get(name, []),
+        packages=serialize.pinned_packages(shown.lock or ""),
         form=form,
     )
 

@@ -83,15 +83,15 @@ def run_try(ti_id: int, try_number: int) -> None:
 
 def _run(job: Job, ti: TaskInstance, try_number: int, observer) -> Outcome:
     """A python function's try in a warm executor of its version's environment (built here
-    first if this worker lacks it); the other runtimes' in a child forked from the fork
-    server, in Brisa's own interpreter (they need its psycopg2 and nothing else)."""
+    first if this worker lacks it; a version without packages has the empty environment: the
+    standard library only); the other runtimes' in a child forked from the fork server, in
+    Brisa's own interpreter (they need its psycopg2 and nothing else)."""
     observer.secret_values = list(job.secrets.values())
     key = (ti.id, try_number)
     try:
-        version = function_version(ti.function_version_id)
-        if job.runtime != "python" or not version.lock:
+        if job.runtime != "python":
             return supervisor.run(job, ti.timeout, observer, key=key)
-        return _run_in_executor(job, version, ti, observer)
+        return _run_in_executor(job, function_version(ti.function_version_id), ti, observer)
     except environments.BuildError as exc:
         return Outcome(False, error=f"the function's environment could not be built: {exc}")
     except Exception as exc:  # noqa: BLE001 - Brisa's own fault must still end the try
@@ -102,14 +102,14 @@ def _run(job: Job, ti: TaskInstance, try_number: int, observer) -> Outcome:
 def _run_in_executor(job: Job, version: FunctionVersion, ti: TaskInstance, observer) -> Outcome:
     settings = current()
     built = environments.ensure_built(
-        version.lock,
+        version.lock or "",
         env_dir=settings.environments_dir,
         cache_mb=settings.env_cache_mb,
         timeout_s=settings.build_timeout_s,
     )
     if built.built_now:
         observer.output(f"[brisa] environment built in {built.duration_s:.1f}s\n")
-    spawn = executors.Spawn(version.id, str(built.python), version.memory_mb, version.env or {})
+    spawn = executors.Spawn.of(job, str(built.python))
     fresh = version.isolation == "fresh"
     with environments.in_use(built.path):
         outcome, _cold = executor_pool().run(

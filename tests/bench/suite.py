@@ -15,7 +15,7 @@ import redis
 
 from app.cli import devserver
 from app.store import db
-from tests.bench import baseline, workloads
+from tests.bench import baseline, environments, workloads
 from tests.bench.measure import process_tree_memory
 from tests.bench.targets import judge
 from tests.system import E2E_REDIS_URL, procfile_system
@@ -185,12 +185,14 @@ def run_backend(backend: str, quick: bool = False) -> dict:
                 figures = measure_brisa(backend, sizes, Path(tmp) / "var", output)
                 sqlite_path = str(Path(tmp) / "raw-huey.db") if backend == "embedded" else None
                 figures["raw_huey"] = baseline.measure(sizes, PARALLEL_THREADS, sqlite_path, output)
+                figures["environments"] = environments.measure(quick)
             except BaseException:
                 output.flush()
                 print_tail(log)
                 raise
     compare_with_raw(figures)
     ordered = ("chain40", "fanout1000", "invoke", "webhooks", "tick", "raw_huey", "worker_memory")
+    ordered += ("environments",)
     return {
         "sizes": asdict(sizes),
         "servers": figures["servers"],

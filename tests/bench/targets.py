@@ -63,6 +63,23 @@ TARGETS = [
         "worker RSS", "tasks run for the growth", f"{MEMORY}.tasks_since", "", "≥", 10_000, False
     ),
     Target("worker RSS", "growth over those tasks", f"{MEMORY}.growth_mb", "MB", "<", 5, False),
+    Target("executors", "warm try p50", "environments.warm_try_p50_ms", "ms", "<", 0.5, False),
+    Target("executors", "warm try p95", "environments.warm_try_p95_ms", "ms"),
+    Target(
+        "executors", "cold executor p50", "environments.cold_executor_p50_ms", "ms", "<", 150, False
+    ),
+    Target(
+        "executors", "idle executor RSS", "environments.idle_executor_rss_mb", "MB", "<", 25, False
+    ),
+    Target(
+        "executors",
+        "deploy with a package",
+        "environments.deploy_with_package_s",
+        "s",
+        "<",
+        2,
+        False,
+    ),
 ]
 
 

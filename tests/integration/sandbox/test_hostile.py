@@ -103,3 +103,59 @@ def test_the_function_cannot_see_brisas_settings(client, admin, consumer, monkey
     outcome = invoke(client, admin, "snoop")
     assert outcome["result"] == {"env": ["HOME", "LANG", "PATH", "TMPDIR"], "proc": False}
     assert os.environ.get("SECRET_KEY")  # the worker itself has it
+
+
+LITTER = """\
+import os, signal, sys, threading, time
+
+
+def chatter():
+    while True:
+        print("thread chatter", flush=True)
+        time.sleep(0.01)
+
+
+def handler(event, context):
+    mode = event["conf"]["mode"]
+    if mode == "litter":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGXCPU, signal.SIG_IGN)
+        os.chdir("/")
+        sys.path.insert(0, "/tmp")
+        threading.Thread(target=chatter, daemon=True).start()
+        time.sleep(0.05)
+        return "littered"
+    if mode == "spin":
+        while True:
+            pass
+    if mode == "allocate":
+        return len(bytearray(10 * 1024**3))
+    return {
+        "cwd": os.getcwd() == os.environ["HOME"],
+        "path": sys.path[0] != "/tmp",
+        "sigterm": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+    }
+"""
+
+
+def test_what_a_try_leaves_behind_does_not_reach_the_next_try(client, admin, consumer):
+    """A thread left printing, a changed working directory, sys.path and signal handlers: the
+    next try of the same version still has its own log, a clean start, its timeout and its
+    memory limit (the warm executor is recycled or restored)."""
+    deploy_source(client, admin, "litter", LITTER, timeout=2, memory_mb=256)
+
+    def run(mode):
+        url = "/api/v1/functions/litter/invoke?wait=30"
+        outcome = client.post(url, json={"mode": mode}, headers=admin).get_json()
+        logs = f"/api/v1/runs/{outcome['run_id']}/tasks/litter/logs"
+        return outcome, client.get(logs, headers=admin).get_json()["text"]
+
+    assert run("litter")[0]["result"] == "littered"
+    checked, log = run("check")
+    assert checked["result"] == {"cwd": True, "path": True, "sigterm": True}
+    assert "thread chatter" not in log
+    run("litter")
+    spun, log = run("spin")
+    assert "timed out after 2s" in spun["error"] and "thread chatter" not in log
+    run("litter")
+    assert "MemoryError" in run("allocate")[0]["error"]

@@ -105,6 +105,19 @@ def test_dockerfile_copies_paths_that_exist():
             assert (ROOT / path).exists(), path
 
 
+def test_environments_are_kept_on_a_volume_web_and_workers_share():
+    """Functions' packages are built by uv (pinned in requirements.txt) under BRISA_ENV_DIR:
+    the image sets it inside the folder compose mounts as a volume for web and the workers."""
+    dockerfile = (ROOT / "infra/Dockerfile").read_text()
+    env_dir = re.search(r"BRISA_ENV_DIR=(\S+)", dockerfile).group(1)
+    assert re.search(r"^uv==", (ROOT / "requirements.txt").read_text(), flags=re.MULTILINE)
+    services = compose()["services"]
+    for name in ("web", "worker"):
+        mounts = dict(volume.split(":", 1) for volume in services[name]["volumes"])
+        assert any(env_dir.startswith(path + "/") for path in mounts.values()), name
+    assert "environments" in compose()["volumes"]
+
+
 def app_json() -> dict:
     import json
 

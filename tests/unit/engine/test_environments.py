@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,7 +35,6 @@ from app.engine.environments import (
 from tests.unit.engine.wheels import make_wheel
 
 REPO = Path(__file__).resolve().parents[3]
-IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 INDEX_VARIABLES = (
     "UV_INDEX_URL",
     "UV_DEFAULT_INDEX",
@@ -415,20 +413,6 @@ def test_uv_is_stopped_at_the_timeout(
 
 
 # --- a real index ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def real_index(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """The machine's own index settings, a fresh uv cache; skip (fail in CI) when unreachable."""
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
-    try:
-        resolve(("six",), timeout_s=60)
-    except ResolutionError as exc:
-        message = f"no package index is reachable: {exc}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    yield
 
 
 def test_a_real_package_from_the_configured_index(real_index: None, env_dir: Path) -> None:

@@ -1,6 +1,7 @@
 """Warm executors (app/sandbox/executors.py, app/sandbox/executor.py): a process started in a
 version's environment serves successive tries; what a try leaves behind recycles it."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,15 @@ class Recorder(Observer):
 
     def output(self, text: str) -> None:
         self.text += text
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "\nState:\tZ" not in status.read()
+    except FileNotFoundError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +65,11 @@ COUNTER = (
 
 
 def test_module_state_survives_warm_tries_and_each_log_is_its_own(pool, python):
-    spawn = executors.Spawn(1, python, 512)
     seen = []
     for i in range(3):
         recorder = Recorder()
-        outcome, cold = pool.run(spawn, job(COUNTER, event={"i": i}), 10, recorder)
+        tried = job(COUNTER, event={"i": i})
+        outcome, cold = pool.run(executors.Spawn.of(tried, python), tried, 10, recorder)
         seen.append((outcome.result["n"], outcome.result["event"], cold, recorder.text))
     assert seen == [
         (1, {"i": 0}, True, "init\ntry 1\n"),
@@ -69,7 +79,7 @@ def test_module_state_survives_warm_tries_and_each_log_is_its_own(pool, python):
 
 
 def test_an_executor_is_recycled_after_max_tries(pool, python):
-    spawn = executors.Spawn(1, python, 512)
+    spawn = executors.Spawn.of(job(COUNTER), python)
     counts = [pool.run(spawn, job(COUNTER), 10, Recorder())[0].result["n"] for _ in range(4)]
     assert counts == [1, 2, 3, 1]
 
@@ -81,7 +91,7 @@ def test_a_thread_left_running_recycles_the_executor(pool, python):
         "    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
         "    return STARTS[0]\n"
     )
-    spawn = executors.Spawn(2, python, 512)
+    spawn = executors.Spawn.of(job(source), python)
     first, cold_first = pool.run(spawn, job(source), 10, Recorder())
     second, cold_second = pool.run(spawn, job(source), 10, Recorder())
     assert (first.result, cold_first, second.result, cold_second) == (1, True, 1, True)
@@ -97,14 +107,14 @@ def test_cwd_sys_path_and_signal_handlers_are_restored_for_the_next_try(pool, py
         "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         "    return before\n"
     )
-    spawn = executors.Spawn(3, python, 512)
+    spawn = executors.Spawn.of(job(source), python)
     results = [pool.run(spawn, job(source), 10, Recorder())[0].result for _ in range(2)]
     assert results == [[True, False, True], [True, False, True]]
 
 
 def test_a_timeout_kills_the_executor_and_the_next_try_starts_a_new_one(pool, python):
     source = "import time\ndef handler(event, context):\n    time.sleep(event['s'])\n    return 1\n"
-    spawn = executors.Spawn(4, python, 512)
+    spawn = executors.Spawn.of(job(source), python)
     slow, _ = pool.run(spawn, job(source, event={"s": 30}), 0.5, Recorder())
     fast, cold = pool.run(spawn, job(source, event={"s": 0}), 10, Recorder())
     assert (slow.error, fast.result, cold) == ("timed out after 0.5s and was killed", 1, True)
@@ -112,14 +122,39 @@ def test_a_timeout_kills_the_executor_and_the_next_try_starts_a_new_one(pool, py
 
 def test_os_exit_fails_the_try_and_brisas_packages_are_not_importable(pool, python):
     exits = job("import os\ndef handler(event, context):\n    os._exit(3)\n")
-    outcome, _ = pool.run(executors.Spawn(5, python, 512), exits, 10, Recorder())
+    outcome, _ = pool.run(executors.Spawn.of(exits, python), exits, 10, Recorder())
     assert outcome.error == "the function's process exited with code 3 before returning"
     imports = job("import peewee\ndef handler(event, context):\n    return 1\n")
-    outcome, _ = pool.run(executors.Spawn(6, python, 512), imports, 10, Recorder())
+    outcome, _ = pool.run(executors.Spawn.of(imports, python), imports, 10, Recorder())
     assert outcome.error == "ModuleNotFoundError: No module named 'peewee'"
 
 
 def test_fresh_isolation_starts_a_process_per_try(pool, python):
-    spawn = executors.Spawn(7, python, 512)
+    spawn = executors.Spawn.of(job(COUNTER), python)
     runs = [pool.run(spawn, job(COUNTER), 10, Recorder(), fresh=True) for _ in range(2)]
     assert [(o.result["n"], cold) for o, cold in runs] == [(1, True), (1, True)]
+
+
+def test_an_executor_serves_only_the_module_it_loaded(pool, python):
+    """Versions are keyed by what they hold, not by id: a worker outlives databases (and tests
+    make one each), so version 1 of one database must not reuse version 1 of another's."""
+    first = job("def handler(event, context):\n    return 'first'\n")
+    second = job("def handler(event, context):\n    return 'second'\n")
+    results = [pool.run(executors.Spawn.of(j, python), j, 10, Recorder()) for j in (first, second)]
+    assert [(o.result, cold) for o, cold in results] == [("first", True), ("second", True)]
+    again, cold = pool.run(executors.Spawn.of(first, python), first, 10, Recorder())
+    assert (again.result, cold) == ("first", False)
+
+
+def test_an_idle_executor_is_stopped_without_waiting_for_the_next_try(python):
+    pool = executors.Pool(executors.Limits(idle_s=0.2))
+    try:
+        tried = job(COUNTER)
+        pool.run(executors.Spawn.of(tried, python), tried, 10, Recorder())
+        (executor,) = pool._idle.values()
+        pid, deadline = executor.process.pid, time.monotonic() + 30  # bounds a hang, not a speed
+        while (pool._idle or alive(pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pool._idle and not alive(pid)
+    finally:
+        pool.stop_all()
