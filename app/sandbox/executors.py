@@ -239,12 +239,17 @@ class Pool:
         return len(stale)
 
     def stop_all(self) -> None:
-        """Stop every idle executor and the reaper (busy ones end with their tries)."""
+        """Stop the reaper and every executor: idle ones now, busy ones killed (their tries
+        fail as killed). For a worker's exit: multiprocessing joins every live child then."""
         self._closed.set()
         with self._lock:
             idle, self._idle = list(self._idle.values()), OrderedDict()
+            busy = list(self._busy.values())
         for executor in idle:
             executor.stop()
+        for executor in busy:
+            executor.dirty = "killed"
+            kill_group(executor.process)
 
     def _checkout(self, version_key) -> Executor | None:
         self.stop_idle()

@@ -1,6 +1,7 @@
 """The worker's side of a try: claim it, run it in the sandbox, record what happened, then let
 dispatch queue the successors. Served by the worker process (app/worker/consumer.py)."""
 
+import atexit
 import dataclasses
 import json
 import logging
@@ -133,6 +134,9 @@ def executor_pool() -> executors.Pool:
             per_worker=settings.executors_per_worker,
         )
         _pool = executors.Pool(limits)
+        # before multiprocessing's own exit hook (atexit runs last registered first), which
+        # joins every child: a warm executor waits for its next job forever
+        atexit.register(_pool.stop_all)
     return _pool
 
 

@@ -158,3 +158,31 @@ def test_an_idle_executor_is_stopped_without_waiting_for_the_next_try(python):
         assert not pool._idle and not alive(pid)
     finally:
         pool.stop_all()
+
+
+EXITS_WITH_A_WARM_EXECUTOR = """
+import sys
+from app.sandbox import executors
+from app.sandbox.job import Job
+from app.sandbox.supervisor import Observer
+from app.worker import try_runner
+
+spawn_job = Job(runtime="python", source=sys.argv[2], handler="handler", filename="<f v1>",
+                memory_mb=512, result_cap_bytes=1 << 20)
+outcome, cold = try_runner.executor_pool().run(
+    executors.Spawn.of(spawn_job, sys.argv[1]), spawn_job, 30, Observer(), key="k")
+print(outcome.ok, cold, flush=True)
+"""
+
+
+def test_a_worker_with_warm_executors_exits_without_waiting_for_them(python):
+    """multiprocessing joins a process's live children at exit; a warm executor waits for its
+    next job forever, so the worker's pool must stop them first (a SIGTERMed worker hung)."""
+    import subprocess
+    import sys
+
+    source = "def handler(event, context):\n    return 1\n"
+    script = [sys.executable, "-c", EXITS_WITH_A_WARM_EXECUTOR, python, source]
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(script, cwd=root, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.split()) == (0, ["True", "True"]), done.stderr
