@@ -13,11 +13,12 @@ DAG, which simply calls the function with ``(event, context)``.
 """
 
 import ast
-import json
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from app.domain import strict_json
 
 TASK_OPTIONS = frozenset(
     {
@@ -356,7 +357,7 @@ def _files(path: Path) -> list[Path]:
 
 def _read_spec(file: Path, source: str) -> dict:
     try:
-        spec = json.loads(source)
+        spec = strict_json.loads(source)
     except ValueError as exc:
         raise AuthoringError(f"{file}: malformed JSON: {exc}") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("dag_id"), str):

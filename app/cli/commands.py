@@ -17,6 +17,7 @@ from pathlib import Path
 from app.cli import authoring, deploy_plan
 from app.cli.client import ApiError, Client, default_url
 from app.cli.terminal import Terminal, duration, timestamp
+from app.domain import strict_json
 from app.domain.errors import BrisaError
 from app.domain.timeutil import utcnow
 from app.engine import auth, retention
@@ -364,7 +365,7 @@ def _remote(command):
 
 def _json_value(text: str):
     try:
-        return json.loads(text)
+        return strict_json.loads(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
 

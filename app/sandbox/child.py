@@ -20,6 +20,7 @@ import sys
 import traceback
 from types import SimpleNamespace
 
+from app.domain import strict_json
 from app.domain.runtime_specs import TemplateError
 from app.sandbox import runtimes
 from app.sandbox.job import Failed, Job, SkipTask
@@ -125,7 +126,10 @@ class Context(SimpleNamespace):
 
     def branch(self, task_ids) -> None:
         """Run only these of the task's direct downstream tasks; the others are skipped."""
-        self.chosen = [task_ids] if isinstance(task_ids, str) else list(task_ids)
+        chosen = [task_ids] if isinstance(task_ids, str) else list(task_ids)
+        if not all(isinstance(task_id, str) for task_id in chosen):
+            raise TypeError(f"context.branch takes task ids (str), not {task_ids!r}"[:300])
+        self.chosen = chosen
 
 
 def call(job: Job, handler=None) -> tuple:
@@ -139,7 +143,7 @@ def call(job: Job, handler=None) -> tuple:
         chosen=None,
     )
     try:
-        result = json.dumps(_call(job, context, handler))
+        value = _call(job, context, handler)
     except SkipTask as exc:
         print(f"[brisa] the task skipped itself: {exc}" if str(exc) else "[brisa] skipped")
         return ("skip", str(exc))
@@ -150,6 +154,12 @@ def call(job: Job, handler=None) -> tuple:
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt fail the try too
         traceback.print_exception(type(exc), exc, _from_user_code(exc.__traceback__))
         return ("error", _one_line(exc))
+    try:
+        result = strict_json.dumps(value, path="result")
+    except ValueError as exc:
+        message = f"{exc}: a result must be JSON (str, number, bool, None, list, dict)"
+        print(f"[brisa] {message}")
+        return ("error", message[:500])
     if len(result) > job.result_cap_bytes:
         return ("error", f"result is {len(result)} bytes, over the cap of {job.result_cap_bytes}")
     return ("ok", result, context.chosen)

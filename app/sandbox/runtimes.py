@@ -8,6 +8,7 @@ deploy-time spec checks are pure: app/domain/runtime_specs.py.
 
 import contextlib
 import json
+import math
 import os
 import shlex
 import signal
@@ -19,6 +20,7 @@ import urllib.request
 from datetime import date, datetime, time
 from decimal import Decimal
 
+from app.domain import strict_json
 from app.domain.runtime_specs import interpolate, render
 from app.sandbox.job import Failed, Job
 
@@ -159,12 +161,15 @@ def _sql_result(cursor):
 
 
 def jsonable(value):
-    """A database value as JSON: dates and times as ISO text, decimals as floats, bytes as
-    hex, anything else unknown (UUID, interval, inet) as its text."""
+    """A database value as strict JSON: dates and times as ISO text, decimals as floats, NaN
+    and infinities as Postgres writes them ("NaN", "Infinity", "-Infinity"), bytes as hex,
+    anything else unknown (UUID, interval, inet) as its text."""
+    if isinstance(value, Decimal):
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    if isinstance(value, Decimal):
-        return float(value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, bytes | memoryview):
@@ -234,8 +239,9 @@ def _feed(pipe, data: bytes) -> None:
 
 
 def _json_or_text(text: str):
+    """Strict JSON (NaN and Infinity are not), else the text as it came."""
     try:
-        return json.loads(text)
+        return strict_json.loads(text)
     except ValueError:
         return text
 

@@ -6,6 +6,7 @@ import json
 
 import peewee as pw
 
+from app.domain import strict_json
 from app.domain.timeutil import utcnow
 from app.store.db import db
 
@@ -14,7 +15,7 @@ class JSONField(pw.TextField):
     """JSON kept as text: the same column type on Postgres and SQLite."""
 
     def db_value(self, value):
-        return None if value is None else json.dumps(value, separators=(",", ":"))
+        return None if value is None else strict_json.dumps(value, separators=(",", ":"))
 
     def python_value(self, value):
         return None if value is None else json.loads(value)

@@ -5,17 +5,33 @@ import logging
 import os
 
 from flask import Flask, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from app import broker
 from app import log_setup as logs
 from app.config import Settings, current
+from app.domain import strict_json
 from app.domain.errors import BrisaError
 from app.store import db as database
 from app.web import api, health, hooks, openapi, ui
 
 log = logging.getLogger(__name__)
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, strict (RFC 8259): never writes NaN or Infinity, never reads them; keys
+    in the order they were built."""
+
+    sort_keys = False
+
+    def dumps(self, obj, **kwargs) -> str:
+        kwargs.setdefault("allow_nan", False)
+        return super().dumps(obj, **kwargs)
+
+    def loads(self, s, **kwargs):
+        return strict_json.loads(s)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -27,14 +43,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         BRISA=settings,
-        JSON_SORT_KEYS=False,
         # The UI's session cookie: never readable by scripts, not sent on cross-site POSTs,
         # and Secure (HTTPS only) unless this is the embedded default over plain http.
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=secure_cookies(settings),
     )
-    flask_app.json.sort_keys = False
+    flask_app.json = StrictJSONProvider(flask_app)
     logs.configure()
     broker.install()  # the outbox of this process sends on huey
     flask_app.url_map.converters["int"] = BoundedInt

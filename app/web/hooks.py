@@ -1,10 +1,9 @@
 """POST /hooks/{dag_id}: a signed delivery starts a run. No bearer token: the signature of
 the raw body is the credential (app/engine/webhooks.py)."""
 
-import json
-
 from flask import Blueprint, jsonify, request
 
+from app.domain import strict_json
 from app.domain.errors import Conflict
 from app.engine import dags, runs, webhooks
 
@@ -40,9 +39,10 @@ def deliver(dag_id):
 
 
 def _conf(body: bytes):
-    """The delivery's JSON body; anything else is passed on as text."""
+    """The delivery's JSON body; anything else, strict JSON's NaN and Infinity included, is
+    passed on as text."""
     try:
-        return json.loads(body)
+        return strict_json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return body.decode("utf-8", errors="replace")
 

@@ -24,6 +24,7 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
+from app.domain import strict_json
 from app.domain.errors import BrisaError, Invalid, Unauthorized
 from app.engine import audit, auth, dags, functions, runs, serialize
 from app.store.models import DagVersion, Function, FunctionVersion
@@ -196,7 +197,7 @@ def _parse_conf(text: str):
     if not text.strip():
         return None
     try:
-        conf = json.loads(text)
+        conf = strict_json.loads(text)
     except ValueError as exc:
         raise Invalid([{"field": "conf", "message": f"not valid JSON: {exc}"}]) from None
     if not isinstance(conf, dict):

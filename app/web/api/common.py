@@ -2,11 +2,11 @@
 authenticate each request and audit each accepted change, the role guard ``needs``, and the
 parsers of the JSON body and of query arguments."""
 
-import json
 from functools import wraps
 
 from flask import Blueprint, current_app, g, request
 
+from app.domain import strict_json
 from app.domain.errors import BadRequest, Invalid, UnsupportedMediaType
 from app.engine import audit, auth
 
@@ -57,7 +57,7 @@ def json_body(optional: bool = False):
     if not request.is_json:
         raise UnsupportedMediaType("send the body as Content-Type: application/json")
     try:
-        body = json.loads(raw)
+        body = strict_json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
     if _has_nul(body):

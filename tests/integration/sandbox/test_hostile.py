@@ -34,6 +34,18 @@ HOSTILE = {
         "    import time; time.sleep(5)\n",
         "the function's process",  # dies with the fork server (PDEATHSIG); its status is lost
     ),
+    "returns_nan": (
+        "def handler(e, c):\n    return {'ratio': float('nan'), 'big': float('inf')}\n",
+        'result["ratio"]: float nan is not JSON: a result must be JSON',
+    ),
+    "returns_a_datetime": (
+        "import datetime\ndef handler(e, c):\n    return [{'when': datetime.datetime.now()}]\n",
+        'result[0]["when"]: datetime is not JSON',
+    ),
+    "branches_to_objects": (
+        "def handler(e, c):\n    c.branch([{'a': 1}])\n",
+        "TypeError: context.branch takes task ids (str), not [{'a': 1}]",
+    ),
     "exits_without_result": (
         "import os\ndef handler(e, c):\n    os._exit(0)\n",
         "exited with code 0 before returning",

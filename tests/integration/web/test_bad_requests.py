@@ -55,3 +55,27 @@ def test_a_timeout_out_of_range_is_422(client, admin, timeout):
     response = client.post("/api/v1/functions", json=body, headers=admin)
     assert response.status_code == 422
     assert response.get_json()["error"]["details"][0]["field"] == "timeout"
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e400"])
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/api/v1/dags/d/runs", '{"conf": {"x": %s}}'),
+        ("/api/v1/functions/f/invoke", '{"x": [1, %s]}'),
+        (
+            "/api/v1/dags",
+            '{"dag_id": "e", "tasks": [{"task_id": "t", "function": "f", "retries": %s}]}',
+        ),
+    ],
+)
+def test_non_standard_json_is_400_and_stores_nothing(client, admin, dag, path, template, constant):
+    """Python reads NaN, Infinity and 1e400 (as inf); JSON.parse and RFC 8259 do not."""
+    headers = {**admin, "Content-Type": "application/json"}
+    response = client.post(path, data=template % constant, headers=headers)
+    assert response.status_code == 400, response.get_json()
+    message = response.get_json()["error"]["message"]
+    assert message.startswith("malformed JSON: ") and constant.lstrip("-") in message
+    runs = client.get("/api/v1/dags/d/runs", headers=admin).get_json()["runs"]
+    assert runs == []
+    assert client.get("/api/v1/dags/e", headers=admin).status_code == 404

@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from uuid import UUID
 
+from app.domain import strict_json
 from app.sandbox import runtimes
 
 
@@ -28,3 +29,15 @@ def test_jsonable_converts_database_values():
         None,
     ]
     json.dumps(runtimes.jsonable(row))
+
+
+def test_a_database_nan_or_infinity_becomes_postgres_text_not_a_non_json_float():
+    row = [float("nan"), float("inf"), float("-inf"), Decimal("NaN"), 1.5]
+    converted = runtimes.jsonable(row)
+    assert converted == ["NaN", "Infinity", "-Infinity", "NaN", 1.5]
+    assert strict_json.dumps(converted) == '["NaN", "Infinity", "-Infinity", "NaN", 1.5]'
+
+
+def test_an_http_body_with_nan_is_kept_as_text_not_read_as_a_float():
+    assert runtimes._json_or_text('{"x": NaN}') == '{"x": NaN}'
+    assert runtimes._json_or_text('{"x": 1.5}') == {"x": 1.5}

@@ -259,7 +259,9 @@ def test_memory_limit_raises_memory_error():
 def test_result_that_is_not_json_fails():
     outcome, _ = run("def handler(e, c):\n    return {1, 2}\n")
     assert not outcome.ok
-    assert "not JSON serializable" in outcome.error
+    assert outcome.error == (
+        "result: set is not JSON: a result must be JSON (str, number, bool, None, list, dict)"
+    )
 
 
 @pytest.mark.parametrize(
