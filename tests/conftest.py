@@ -3,8 +3,10 @@
 Locally, a backend whose server is not running is skipped; in CI (CI=true) it is a failure.
 """
 
+import atexit
 import json
 import os
+import secrets
 import shutil
 import signal
 import time
@@ -24,11 +26,17 @@ from app.store import db, migrations
 from app.store.models import DagRun
 from app.worker import consumer as worker_consumer
 
-IN_CI = os.environ.get("CI") == "true"
-POSTGRES_URL = os.environ.get(
-    "BRISA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
-REDIS_URL = os.environ.get("BRISA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Any truthy CI (true, 1, yes), as CI services set it: a missing server then fails the run.
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+# Services are named per test run (database names, Redis database numbers), so two suites
+# can run side by side on one machine; each run removes its own at the end.
+RUN_ID = f"{os.getpid()}_{secrets.token_hex(3)}"
+SERVER_URL = "postgresql://postgres@127.0.0.1:5432"
+# Set in the environment too: a process the tests start (an e2e server, the bench's huey)
+# uses the same ones rather than claiming its own.
+POSTGRES_URL = os.environ.setdefault("BRISA_TEST_DATABASE_URL", f"{SERVER_URL}/brisa_test_{RUN_ID}")
+REDIS_SERVER_URL = "redis://127.0.0.1:6379"
+REDIS_CLAIM_TTL_S = 4 * 3600  # a crashed run's claim ends by itself
 ADMIN_TOKEN = "test-admin-token"
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 
@@ -60,10 +68,78 @@ def _create_database_if_missing(url: str) -> None:
             exists = server.execute_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             if exists.fetchone() is None:
                 server.execute_sql(f'CREATE DATABASE "{name}"')
+                _created_databases.append(url)
     except peewee.ProgrammingError:
         pass  # created meanwhile by another test process
     finally:
         server.close_all()
+
+
+def redis_db(variable: str) -> str:
+    """The Redis URL in ``variable``, else a Redis database (1-15) of this run's own, claimed
+    in database 0 until the run ends (``release_services``) or for REDIS_CLAIM_TTL_S, and
+    put in ``variable`` for the processes the tests start. Without a server, database 15,
+    which the tests needing it skip (or fail, in CI)."""
+    if not os.environ.get(variable):
+        os.environ[variable] = _claim_redis_db(variable)
+    return os.environ[variable]
+
+
+def _claim_redis_db(purpose: str) -> str:
+    try:
+        claims = redis.Redis.from_url(f"{REDIS_SERVER_URL}/0", socket_connect_timeout=2)
+        for number in range(15, 0, -1):
+            if claims.set(f"brisa-test-claim:{number}", RUN_ID, nx=True, ex=REDIS_CLAIM_TTL_S):
+                _claimed.append(number)
+                return f"{REDIS_SERVER_URL}/{number}"
+    except redis.RedisError:
+        return f"{REDIS_SERVER_URL}/15"
+    raise RuntimeError(f"every Redis database 1-15 is claimed by other test runs ({purpose})")
+
+
+_claimed: list[int] = []
+
+
+def release_services() -> None:
+    """Drop this run's Postgres databases and give back its Redis databases, flushed (at
+    the end of a pytest session, and at exit for other users such as ``python -m tests.bench``)."""
+    try:
+        claims = redis.Redis.from_url(f"{REDIS_SERVER_URL}/0", socket_connect_timeout=2)
+        for number in _claimed:
+            redis.Redis.from_url(f"{REDIS_SERVER_URL}/{number}").flushdb()
+            if claims.get(f"brisa-test-claim:{number}") == RUN_ID.encode():
+                claims.delete(f"brisa-test-claim:{number}")
+    except redis.RedisError:
+        pass
+    for url in _created_databases:
+        _drop_database(url)
+    _claimed.clear()
+    _created_databases.clear()
+
+
+_created_databases: list[str] = []
+
+
+def _drop_database(url: str) -> None:
+    name = urlparse(url).path.lstrip("/")
+    server = db.open_database(urlunparse(urlparse(url)._replace(path="/postgres")))
+    try:
+        with server.connection_context():
+            server.execute_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except peewee.DatabaseError:
+        pass
+    finally:
+        server.close_all()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    release_services()
+
+
+atexit.register(release_services)
+
+
+REDIS_URL = redis_db("BRISA_TEST_REDIS_URL")
 
 
 def require_redis(url: str = REDIS_URL) -> None:

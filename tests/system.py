@@ -21,13 +21,14 @@ from tests.conftest import (
     FUNCTIONS_DIR,
     POSTGRES_URL,
     backend_env,
+    redis_db,
     require_postgres,
     require_redis,
     reset_postgres,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-E2E_REDIS_URL = os.environ.get("BRISA_E2E_REDIS_URL", "redis://127.0.0.1:6379/14")
+E2E_REDIS_URL = redis_db("BRISA_E2E_REDIS_URL")
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 

@@ -17,7 +17,7 @@ from app.clock import scheduler
 from app.config import current
 from app.domain.outcomes import Outcome
 from app.domain.timeutil import as_utc, ceil_second, utcnow
-from app.engine import dispatch, metrics, outcomes, retention, slots
+from app.engine import dispatch, metrics, outcomes, retention, slots, sweeps
 from app.store import transitions as states
 from app.store.db import DB_ERRORS, db, discard_connection, ensure_bound
 from app.store.models import DagRun, TaskInstance
@@ -116,13 +116,23 @@ def reap_dead_tries(silent_since: datetime) -> int:
     dead = TaskInstance.select().where(
         (TaskInstance.state == str(TaskState.RUNNING)) & (TaskInstance.heartbeat_at < silent_since)
     )
-    reaped = 0
-    for ti in dead:
+
+    def reap(ti: TaskInstance) -> bool:
         error = f"the worker {ti.worker} stopped heartbeating (dead or frozen)"
-        if outcomes.record_outcome(ti, ti.try_number, Outcome(False, error=error)):
-            reaped += 1
-            slots.wake(slots.gate_of(ti.id))
-    return reaped
+        try:
+            reaped = outcomes.record_outcome(ti, ti.try_number, Outcome(False, error=error))
+        except DB_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a row that cannot be failed is failed for good
+            log.exception("task instance %s: its reaped try could not be recorded", ti.id)
+            reason = f"{error}; then Brisa could not record the failure: {exc!r}"[:500]
+            reaped = outcomes.record_failure(ti, ti.try_number, reason)
+        if not reaped:
+            return False
+        slots.wake(slots.gate_of(ti.id))
+        return True
+
+    return sweeps.each("reaping dead tries", dead, reap)
 
 
 def time_out_runs(now: datetime) -> int:
@@ -130,12 +140,14 @@ def time_out_runs(now: datetime) -> int:
     late = DagRun.select(DagRun.id, DagRun.timeout_at).where(
         (DagRun.state == str(RunState.RUNNING)) & (DagRun.timeout_at <= now)
     )
-    timed_out = 0
-    for run in late:
-        if states.time_out_run(run.id, "the run exceeded its dagrun_timeout"):
-            dispatch.run_finished(run.id)
-            timed_out += 1
-    return timed_out
+
+    def time_out(run: DagRun) -> bool:
+        if not states.time_out_run(run.id, "the run exceeded its dagrun_timeout"):
+            return False
+        dispatch.run_finished(run.id)
+        return True
+
+    return sweeps.each("timing out runs", late, time_out)
 
 
 def requeue_lost_messages(queued_before: datetime, now: datetime) -> int:
@@ -151,11 +163,17 @@ def requeue_lost_messages(queued_before: datetime, now: datetime) -> int:
         return 0
     waiting = broker.waiting_tries()
     lost = [key for key in stuck if key not in waiting]
-    return sum(states.requeue_lost(ti_id, number, queued_before, now) for ti_id, number in lost)
+    return sweeps.each(
+        "requeueing lost messages",
+        lost,
+        lambda key: states.requeue_lost(key[0], key[1], queued_before, now),
+    )
 
 
 def release_due_retries(now: datetime) -> int:
     due = TaskInstance.select(TaskInstance.id, TaskInstance.try_number).where(
         (TaskInstance.state == str(TaskState.UP_FOR_RETRY)) & (TaskInstance.next_try_at <= now)
     )
-    return sum(dispatch.release_retry(ti.id, ti.try_number, now) for ti in due)
+    return sweeps.each(
+        "releasing due retries", due, lambda ti: dispatch.release_retry(ti.id, ti.try_number, now)
+    )

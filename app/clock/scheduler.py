@@ -14,7 +14,7 @@ from app.clock import scheduling_batch
 from app.clock.scheduling_batch import DueDag, Plan
 from app.domain import schedule
 from app.domain.dagspec import DagSpec
-from app.engine import dags, runs
+from app.engine import dags, runs, sweeps
 from app.store.models import Dag
 
 # A tick runs every 60 s: what falls due before the next one is scheduled as an ETA message,
@@ -30,7 +30,7 @@ def schedule_due(now: datetime, schedule_at) -> int:
     created, timings = 0, {}
     due_dags = scheduling_batch.due_dags(now + LOOKAHEAD)
     for batch in chunked(due_dags, scheduling_batch.DAGS_PER_BATCH):
-        plans = [plan(dag, now, timings) for dag in batch]
+        plans = _plans(batch, now, timings)
         new_runs = scheduling_batch.create_runs(plans)
         for each in plans:
             if each.send_at is not None:
@@ -38,6 +38,13 @@ def schedule_due(now: datetime, schedule_at) -> int:
         scheduling_batch.start_queued_runs({run.dag_id for run in new_runs})
         created += len(new_runs)
     return created
+
+
+def _plans(batch: list[DueDag], now: datetime, timings: dict) -> list[Plan]:
+    """The plans of the DAGs in ``batch``; a DAG whose plan fails is logged and skipped."""
+    plans: list[Plan] = []
+    sweeps.each("planning due DAGs", batch, lambda dag: plans.append(plan(dag, now, timings)))
+    return plans
 
 
 def plan(dag: DueDag, now: datetime, timings: dict) -> Plan:

@@ -134,7 +134,11 @@ def _is_int(value):
 
 
 def _is_number(value):
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    """A finite JSON number. An integer too large for a float (10**400) is not one: comparing
+    it is fine, but the float it is stored as would overflow."""
+    if _is_int(value):
+        return abs(value) <= 2**53
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _check(predicate, requirement):
@@ -146,8 +150,16 @@ def _or_null(check):
     return lambda value: None if value is None else check(value)
 
 
-_positive_int = _check(lambda v: _is_int(v) and v > 0, "must be a positive integer")
-_non_negative_int = _check(lambda v: _is_int(v) and v >= 0, "must be an integer >= 0")
+def _int_from(low: int, high: int):
+    return _check(
+        lambda v: _is_int(v) and low <= v <= high, f"must be an integer from {low} to {high}"
+    )
+
+
+# Every number has an upper bound, so no arithmetic on it overflows and no column truncates it.
+MAX_RETRIES = 1000  # tries after the first; Airflow has no cap, AWS Step Functions 99999999
+MAX_ACTIVE = 100_000  # max_active_runs and max_active_tasks
+MAX_VERSION = 2**31 - 1  # a function version number: a 32-bit integer column
 # Seconds are stored as floats: at least a millisecond, at most a year.
 MIN_SECONDS, MAX_SECONDS = 0.001, 366 * 24 * 3600
 _positive_seconds = _check(
@@ -193,7 +205,7 @@ def _timezone(value):
 
 
 _INHERITED_CHECKS = {
-    "retries": _non_negative_int,
+    "retries": _int_from(0, MAX_RETRIES),
     "retry_delay": _positive_seconds,
     "retry_backoff": _boolean,
     "max_retry_delay": _positive_seconds,
@@ -207,14 +219,14 @@ _DAG_CHECKS = {
     "schedule": _schedule,
     "timezone": _timezone,
     "catchup": _boolean,
-    "max_active_runs": _positive_int,
-    "max_active_tasks": _positive_int,
+    "max_active_runs": _int_from(1, MAX_ACTIVE),
+    "max_active_tasks": _int_from(1, MAX_ACTIVE),
     "tags": _string_list,
     "default_args": _object,
     "dagrun_timeout": _or_null(_positive_seconds),
 }
 _TASK_CHECKS = {
-    "version": _or_null(_positive_int),
+    "version": _or_null(_int_from(1, MAX_VERSION)),
     "args": _object,
     "trigger_rule": _trigger_rule,
     **_INHERITED_CHECKS,

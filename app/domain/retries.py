@@ -2,6 +2,8 @@
 
 import random
 
+MAX_DOUBLINGS = 62
+
 
 def retry_delay(
     try_number: int, base_s: float, backoff: bool, max_s: float, rand=random.random
@@ -11,5 +13,6 @@ def retry_delay(
     does: between ``base * 2**(n-1)`` and twice that); never above ``max_s``."""
     if not backoff:
         return min(base_s, max_s)
-    floor = base_s * 2 ** (try_number - 1)
+    # 2**62 s outlasts any max_s; capping the exponent keeps the float finite for any try
+    floor = base_s * 2.0 ** min(try_number - 1, MAX_DOUBLINGS)
     return min(floor * (1 + rand()), max_s)

@@ -7,6 +7,8 @@ import json
 import re
 import shlex
 
+from app.domain import strict_json
+
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")  # an http spec's methods
 ROOTS = ("conf", "args", "upstream", "context", "secrets")  # what a template may start with
 FIELDS = {  # each runtime's spec fields
@@ -61,13 +63,18 @@ def lookup(expression: str, scope: dict):
     return value
 
 
+_INDEX = re.compile("[0-9]{1,18}")  # ASCII digits only: str.isdigit accepts "²", int() does not
+
+
 def _step(value, segments: list, i: int, expression: str):
     if isinstance(value, dict):
         for j in range(i + 1, len(segments) + 1):
             key = ".".join(segments[i:j])
             if key in value:
                 return value[key], j
-    elif isinstance(value, list) and segments[i].isdigit() and int(segments[i]) < len(value):
+    elif (
+        isinstance(value, list) and _INDEX.fullmatch(segments[i]) and int(segments[i]) < len(value)
+    ):
         return value[int(segments[i])], i + 1
     where = ".".join(segments[:i])
     raise TemplateError(f"template {{{{ {expression.strip()} }}}}: {where} has no {segments[i]!r}")
@@ -110,7 +117,7 @@ def _strings(value):
 def spec_problems(runtime: str, source: str, secrets: list) -> list[str]:
     """Every problem with a function's JSON spec, as messages (empty: valid). Pure."""
     try:
-        spec = json.loads(source)
+        spec = strict_json.loads(source)
     except ValueError as exc:
         return [f"must be a JSON object for the {runtime} runtime; not valid JSON: {exc}"]
     if not isinstance(spec, dict):
@@ -119,6 +126,7 @@ def spec_problems(runtime: str, source: str, secrets: list) -> list[str]:
     return unknown + CHECKS[runtime](spec, secrets)
 
 
+MAX_HTTP_TIMEOUT_S = 24 * 3600  # a function's own timeout is at most a day too
 _URL_STARTS = ("http://", "https://", "{{")  # a URL of its own, or a template making one
 
 
@@ -139,8 +147,10 @@ def _http_problems(spec: dict, secrets: list) -> list[str]:
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         problems.append("headers: must be an object of string values")
     timeout = spec.get("timeout")
-    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
-        problems.append("timeout: must be a number of seconds above 0")
+    if timeout is not None and not (_is_number(timeout) and 0 < timeout <= MAX_HTTP_TIMEOUT_S):
+        problems.append(
+            f"timeout: must be a number of seconds above 0, at most {MAX_HTTP_TIMEOUT_S}"
+        )
     for field in ("url", "headers", "body"):
         problems += template_problems(spec.get(field), field, secrets)
     return problems

@@ -24,9 +24,29 @@ def _finite(number: str) -> float:
 
 
 def loads(text: str | bytes):
-    """Parse ``text``; raises ValueError for malformed JSON, for NaN, Infinity, -Infinity and
-    for a number a float cannot hold (``1e400``, which Python would read as infinity)."""
-    return json.loads(text, parse_constant=_refuse, parse_float=_finite)
+    """Parse ``text``; raises ValueError for malformed or too deeply nested JSON, for NaN,
+    Infinity, -Infinity and for a number a float cannot hold (``1e400``, which Python would
+    read as infinity)."""
+    try:
+        return json.loads(text, parse_constant=_refuse, parse_float=_finite)
+    except RecursionError:
+        raise ValueError("nested too deep (Python's parser stops at about 1,000 levels)") from None
+
+
+def has_nul(value) -> bool:
+    """Whether a string anywhere in ``value`` (a key too) holds NUL, which a Postgres text
+    column refuses. Walks without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def dumps(value, path: str = "value", **options) -> str:

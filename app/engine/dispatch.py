@@ -14,7 +14,7 @@ from peewee import fn
 
 from app.domain import trigger_rules
 from app.domain.timeutil import isoformat, utcnow
-from app.engine import run_factory
+from app.engine import run_factory, sweeps
 from app.store import locks, outbox
 from app.store import transitions as states
 from app.store.db import Compiled, CompiledIn, Slot, db
@@ -203,22 +203,24 @@ def reconcile_stalled_runs() -> int:
     stalled = DagRun.select(DagRun.id).where(
         (DagRun.state == str(RunState.RUNNING)) & DagRun.id.not_in(busy)
     )
-    count = 0
-    for run in stalled:
+
+    def finish(run: DagRun) -> bool:
         waiting = TaskInstance.select(TaskInstance.task_id).where(
             (TaskInstance.run == run.id) & (TaskInstance.state == str(TaskState.NONE))
         )
         with db.atomic():
             evaluate(run.id, [ti.task_id for ti in waiting])
         maybe_finish_run(run.id)
-        count += 1
+        return True
+
+    count = sweeps.each("reconciling stalled runs", stalled, finish)
     waiting_dags = (
         DagRun.select(DagRun.dag)
         .where((DagRun.state == str(RunState.QUEUED)) & DagRun.dag.is_null(False))
         .distinct()
     )
-    for dag_pk in waiting_dags.scalars():  # a queued run whose predecessor's finisher died first
-        start_queued_runs(dag_pk)
+    # a queued run whose predecessor's finisher died first
+    sweeps.each("starting queued runs", list(waiting_dags.scalars()), start_queued_runs)
     return count
 
 

@@ -15,6 +15,7 @@ COUNTERS = {  # name -> help text, as /metrics shows them
     "heartbeats_reaped_total": "Running tries failed because their worker stopped heartbeating.",
     "lost_messages_requeued_total": "Queued tries whose message was lost, enqueued again.",
     "ticks_total": "Clock ticks run.",
+    "sweep_items_failed_total": "Rows a clock sweep could not handle, logged and skipped.",
 }
 GAUGES = {  # name -> help text
     "tick_duration_seconds": "How long the last clock tick took.",

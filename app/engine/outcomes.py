@@ -38,6 +38,18 @@ def record_outcome(ti: TaskInstance, try_number: int, outcome: Outcome) -> bool:
     return moved
 
 
+def record_failure(ti: TaskInstance, try_number: int, error: str) -> bool:
+    """Fail the task for good, with no retry: its outcome could not be recorded (the same
+    fault would meet every retry). Then its successors, as for any failure."""
+    with db.atomic():
+        reached = transitions.fail(ti.id, try_number, try_number, error, 0.0)
+        if reached is not None:
+            _keep_try(ti.id, try_number, "failed", error, ti.started_at, ti.worker)
+    if reached == TaskState.FAILED:
+        dispatch.task_finished(ti.run_id, ti.downstream, known={ti.task_id: "failed"})
+    return reached is not None
+
+
 def record_handed_back(ti_id: int, try_number: int, reason: str) -> bool:
     """running -> up_for_retry without spending a retry (the worker stops, the database went
     away): the try is kept in the history as ``handed_back`` with ``reason``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations  # the typing-only annotations below are never evaluated
 
 import json
+import re
 
 import peewee as pw
 
@@ -19,6 +20,23 @@ class JSONField(pw.TextField):
 
     def python_value(self, value):
         return None if value is None else json.loads(value)
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` as every backend stores it: NUL (which Postgres text refuses) and unpaired
+    surrogates (which UTF-8 cannot encode) become U+FFFD, the replacement character."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+class OutsideText(pw.TextField):
+    """Text written by what Brisa does not control (a function's output and errors, a
+    runtime's, the resolver's build log), made storable on both backends (``storable``)."""
+
+    def db_value(self, value):
+        return None if value is None else storable(str(value))
 
 
 class BaseModel(pw.Model):
@@ -62,7 +80,7 @@ class FunctionVersion(BaseModel):
     requirements = JSONField(default=list)
     lock = pw.TextField(default="")  # uv's requirements.txt with hashes; "" : no packages
     lock_sha256 = pw.CharField(max_length=64, default="")
-    build_log = pw.TextField(default="")
+    build_log = OutsideText(default="")
     build_s = pw.FloatField(null=True)  # seconds the environment took to build at deploy
     isolation = pw.CharField(max_length=10, default="warm")  # warm executors, or fresh
     created_at = pw.DateTimeField(default=utcnow)
@@ -174,7 +192,7 @@ class TaskInstance(BaseModel):
     heartbeat_at = pw.DateTimeField(null=True)
     worker = pw.CharField(max_length=200, null=True)
     result = JSONField(null=True)
-    error = pw.TextField(null=True)
+    error = OutsideText(null=True)
 
     class Meta:
         indexes = (
@@ -195,7 +213,7 @@ class TaskTry(BaseModel):
     started_at = pw.DateTimeField(null=True)
     finished_at = pw.DateTimeField()
     worker = pw.CharField(max_length=200, null=True)
-    error = pw.TextField(null=True)
+    error = OutsideText(null=True)
 
     class Meta:
         indexes = ((("task_instance", "try_number"), True),)
@@ -205,7 +223,7 @@ class TaskLog(BaseModel):
     task_instance = pw.ForeignKeyField(TaskInstance, backref="logs", on_delete="CASCADE")
     try_number = pw.IntegerField()
     seq = pw.IntegerField()
-    chunk = pw.TextField()
+    chunk = OutsideText()
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:

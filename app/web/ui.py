@@ -30,6 +30,7 @@ from app.engine import audit, auth, dags, functions, runs, serialize
 from app.store.models import DagVersion, Function, FunctionVersion
 from app.store.transitions import RUN_FINISHED, TASK_FINISHED
 from app.web import ui_auth, ui_data
+from app.web.api.common import int_arg
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,8 @@ def _parse_conf(text: str):
         raise Invalid([{"field": "conf", "message": f"not valid JSON: {exc}"}]) from None
     if not isinstance(conf, dict):
         raise Invalid([{"field": "conf", "message": "must be a JSON object, like {}"}])
+    if strict_json.has_nul(conf):  # as the API's bodies (json_body)
+        raise Invalid([{"field": "conf", "message": "strings may not contain NUL (\\u0000)"}])
     return conf
 
 
@@ -220,8 +223,8 @@ def dag_page(dag_id):
     current = dags.current_version(dag)
     tab = request.args.get("tab", "grid")
     grid = ui_data.grid(dag, current.spec)
-    selected = request.args.get("run", type=int)
-    shown = _version(dag, request.args.get("version", type=int)) or current
+    selected = int_arg("run", None, 1, 2**62)
+    shown = _version(dag, int_arg("version", None, 1, 2**31 - 1)) or current
     graph_spec = current.spec
     if selected:
         run = runs.get(selected)
@@ -314,7 +317,7 @@ def mark(run_id, task_id):
 
 
 def _try_number(ti) -> int:
-    number = request.args.get("try", type=int) or max(ti.try_number, 1)
+    number = int_arg("try", None, 1, 10_000) or max(ti.try_number, 1)
     if not 1 <= number <= max(ti.try_number, 1):
         raise Invalid([{"field": "try", "message": f"{ti.task_id} has no try {number}"}])
     return number
@@ -349,7 +352,7 @@ def _live(ti, number: int) -> bool:
 def log_json(run_id, task_id):
     ti = runs.task_instance(run_id, task_id)
     number = _try_number(ti)
-    text, next_offset = runs.logs(ti, number, request.args.get("offset", 0, type=int))
+    text, next_offset = runs.logs(ti, number, int_arg("offset", 0, 0, 2**31))
     body = {"text": text, "next_offset": next_offset, "live": _live(ti, number)}
     return jsonify({**body, "task": ui_data.task_row(ti), "run_state": ti.run.state})
 
@@ -381,7 +384,7 @@ def functions_page():
 def function_page(name):
     fn = functions.get(name)
     versions = list(fn.versions.order_by(FunctionVersion.version.desc()))
-    number = request.args.get("version", type=int) or versions[0].version
+    number = int_arg("version", None, 1, 2**31 - 1) or versions[0].version
     shown = functions.get_version(name, number)
     form = {"name": name, "source": shown.source, "handler": shown.handler}
     form.update(timeout=shown.timeout, memory_mb=shown.memory_mb)

@@ -75,11 +75,31 @@ def run_try(ti_id: int, try_number: int) -> None:
         outcome = _masked(outcome, observer.secret_values)
         if not outcome.ok:
             observer.output(f"\n[brisa] try {try_number} failed: {outcome.error}\n")
-        # The outcome is kept through a database outage (up to BRISA_DB_RETRY_S): losing it
-        # would make the clock run the function again.
-        retrying(observer.flush, settings.db_retry_s)
-        retrying(lambda: outcomes.record_outcome(ti, try_number, outcome), settings.db_retry_s)
+        record(ti, try_number, outcome, observer, settings.db_retry_s)
         retrying(lambda: slots.wake(gate), settings.db_retry_s)
+
+
+def record(ti: TaskInstance, try_number: int, outcome: Outcome, observer, db_retry_s: float):
+    """Keep the try's log, then its outcome. Both are kept through a database outage (up to
+    ``db_retry_s``): losing the outcome would make the clock run the function again. Any
+    other error recording them fails the try at once with the real message, without a retry
+    (the same error would end the retry too): nothing leaves a try running."""
+    try:
+        retrying(observer.flush, db_retry_s)
+    except DB_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the log is lost, the outcome must not be
+        log.exception("task instance %s try %s: its log could not be kept", ti.id, try_number)
+        observer.buffer, observer.buffered = [], 0
+        outcome = Outcome(False, error=f"Brisa could not keep the try's log: {exc!r}"[:500])
+    try:
+        retrying(lambda: outcomes.record_outcome(ti, try_number, outcome), db_retry_s)
+    except DB_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Brisa's own fault must still end the try
+        log.exception("task instance %s try %s: its outcome could not be kept", ti.id, try_number)
+        error = f"Brisa could not record the try's outcome: {exc!r}"[:500]
+        retrying(lambda: outcomes.record_failure(ti, try_number, error), db_retry_s)
 
 
 def _run(job: Job, ti: TaskInstance, try_number: int, observer) -> Outcome:

@@ -2,8 +2,9 @@
 
 ``huey_consumer tests.bench.raw_huey.huey`` runs it with the flags of the Procfile's worker
 line (tests/bench/baseline.py starts it). The storage is what app/broker.py would build: Redis
-at BRISA_BENCH_HUEY_REDIS_URL (db 9 by default, never the app's), or huey's SQLite storage
-in the file BRISA_BENCH_HUEY_SQLITE when that is set (the embedded default's baseline).
+at BRISA_BENCH_HUEY_REDIS_URL (by default a Redis database of its own, never the app's), or
+huey's SQLite storage in the file BRISA_BENCH_HUEY_SQLITE when that is set (the embedded
+default's baseline).
 """
 
 import os
@@ -12,7 +13,9 @@ import time
 from huey import Huey
 from huey.storage import RedisStorage, SqliteStorage
 
-REDIS_URL = os.environ.get("BRISA_BENCH_HUEY_REDIS_URL", "redis://127.0.0.1:6379/9")
+from tests.conftest import redis_db
+
+REDIS_URL = redis_db("BRISA_BENCH_HUEY_REDIS_URL")
 
 
 def storage_for(sqlite_path: str | None) -> tuple[type, dict]:

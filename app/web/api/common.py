@@ -2,6 +2,7 @@
 authenticate each request and audit each accepted change, the role guard ``needs``, and the
 parsers of the JSON body and of query arguments."""
 
+import re
 from functools import wraps
 
 from flask import Blueprint, current_app, g, request
@@ -60,27 +61,19 @@ def json_body(optional: bool = False):
         body = strict_json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
-    if _has_nul(body):
+    if strict_json.has_nul(body):
         raise Invalid([{"field": "", "message": "strings may not contain NUL (\\u0000)"}])
     return body
 
 
-def _has_nul(value) -> bool:
-    """NUL cannot be stored in a Postgres text column: refuse it up front."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+_DIGITS = re.compile("[0-9]{1,19}")  # ASCII only: str.isdigit accepts "²", which int() refuses
 
 
 def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
     value = request.args.get(name)
     if value is None:
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not _DIGITS.fullmatch(value) or not low <= int(value) <= high:
         raise Invalid([{"field": name, "message": f"must be a whole number from {low} to {high}"}])
     return int(value)
 

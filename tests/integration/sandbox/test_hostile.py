@@ -171,3 +171,25 @@ def test_what_a_try_leaves_behind_does_not_reach_the_next_try(client, admin, con
     assert "timed out after 2s" in spun["error"] and "thread chatter" not in log
     run("litter")
     assert "MemoryError" in run("allocate")[0]["error"]
+
+
+def test_a_nul_byte_from_outside_is_stored_as_the_replacement_character(client, admin, consumer):
+    """The issue's example: a function logs "ui\u0000nul" (a webhook's body can carry it;
+    the API and the UI refuse NUL with a 422). Postgres text refuses NUL; every backend
+    stores U+FFFD in its place, unpaired surrogates too, and the try's outcome is kept (#15.4).
+    The result is JSON, where NUL is the escape \u0000: it comes back exactly."""
+    source = (
+        "def handler(event, c):\n"
+        "    name = 'ui' + chr(0) + 'nul'\n"
+        "    print('hello', name, chr(0xDC80), flush=True)\n"
+        "    return name\n"
+    )
+    deploy_source(client, admin, "echo_nul", source)
+    outcome = invoke(client, admin, "echo_nul")
+    assert (outcome["state"], outcome["result"]) == ("success", "ui\u0000nul"), outcome
+    log = client.get(f"/api/v1/runs/{outcome['run_id']}/tasks/echo_nul/logs", headers=admin)
+    assert "hello ui\ufffdnul \ufffd" in log.get_json()["text"]
+    raiser = "def handler(e, c):\n    raise ValueError('bad' + chr(0) + 'byte')\n"
+    deploy_source(client, admin, "raise_nul", raiser)
+    failed = invoke(client, admin, "raise_nul")
+    assert failed["state"] == "failed" and "bad\ufffdbyte" in failed["error"], failed

@@ -15,9 +15,9 @@ from app.sandbox import supervisor as sandbox
 from app.sandbox.job import Job
 from app.store.db import db
 from app.store.models import FunctionVersion, Secret
-from tests.conftest import deploy_source, require_postgres, wait_for_run
+from tests.conftest import RUN_ID, SERVER_URL, deploy_source, require_postgres, wait_for_run
 
-SQL_URL = os.environ.get("BRISA_RUNTIMES_PG_URL", "postgresql://postgres@127.0.0.1:5432/brisa_rt")
+SQL_URL = os.environ.get("BRISA_RUNTIMES_PG_URL", f"{SERVER_URL}/brisa_rt_{RUN_ID}")
 PY_SUM = (
     "python3 -c 'import json, os, sys; e = json.load(sys.stdin); print(json.dumps({"
     '"sum": sum(e["conf"]["nums"]), "same": json.loads(os.environ["BRISA_EVENT"]) == e, '

@@ -28,6 +28,9 @@ def dag(client, admin):
         ("POST", "/api/v1/dags/d/backfill", {"start": "0001-01-01", "end": "9999-12-31"}, 422),
         ("GET", "/api/v1/runs/1319122143269535383700897792", None, 404),
         ("GET", "/api/v1/runs/9223372036854775807", None, 404),
+        ("GET", "/api/v1/dags/d/runs?limit=%C2%B2", None, 422),  # "²": isdigit, not int()
+        ("GET", "/api/v1/dags/d/runs?cursor=99999999999999999999999", None, 422),
+        ("GET", "/api/v1/dags/d/runs?limit=" + "9" * 5000, None, 422),
     ],
 )
 def test_a_hostile_request_is_a_4xx(client, admin, dag, method, path, body, status):
@@ -79,3 +82,55 @@ def test_non_standard_json_is_400_and_stores_nothing(client, admin, dag, path, t
     runs = client.get("/api/v1/dags/d/runs", headers=admin).get_json()["runs"]
     assert runs == []
     assert client.get("/api/v1/dags/e", headers=admin).status_code == 404
+
+
+def _numbers(field: str, value) -> dict:
+    return {"dag_id": "e", "tasks": [{"task_id": "t", "function": "f", field: value}]}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "bound"),
+    [
+        (_numbers("retries", 1100), "tasks[0].retries", "from 0 to 1000"),
+        (_numbers("retries", 10**400), "tasks[0].retries", "from 0 to 1000"),
+        (_numbers("timeout", 10**400), "tasks[0].timeout", "from 0.001 to 31622400"),
+        (_numbers("retry_delay", 10**30), "tasks[0].retry_delay", "from 0.001 to 31622400"),
+        (_numbers("version", 2**63), "tasks[0].version", "from 1 to 2147483647"),
+        ({**_numbers("retries", 1), "max_active_runs": 10**6}, "max_active_runs", "to 100000"),
+    ],
+)
+def test_a_number_past_its_bound_is_422_naming_the_bound(client, admin, dag, body, field, bound):
+    """Every number has a documented upper bound, checked before it is stored: nothing
+    downstream (retry arithmetic, float columns) can overflow on it (#15.2)."""
+    response = client.post("/api/v1/dags", json=body, headers=admin)
+    assert response.status_code == 422, response.get_json()
+    [detail] = response.get_json()["error"]["details"]
+    assert detail["field"] == field and bound in detail["message"], detail
+    assert client.get("/api/v1/dags/e", headers=admin).status_code == 404
+
+
+def test_an_http_runtime_timeout_past_a_day_is_422(client, admin):
+    source = '{"url": "https://example.com/", "timeout": 1' + "0" * 400 + "}"
+    body = {"name": "h", "runtime": "http", "source": source}
+    response = client.post("/api/v1/functions", json=body, headers=admin)
+    assert response.status_code == 422, response.get_json()
+    [detail] = response.get_json()["error"]["details"]
+    assert "at most 86400" in detail["message"], detail
+
+
+@pytest.mark.parametrize("depth", [990, 100_000])
+def test_a_deeply_nested_body_is_400_not_a_recursion_error(client, admin, dag, depth):
+    body = '{"conf": {"x": ' + "[" * depth + "]" * depth + "}}"
+    headers = {**admin, "Content-Type": "application/json"}
+    response = client.post("/api/v1/dags/d/runs", data=body, headers=headers)
+    assert response.status_code == 400, response.get_json()
+    assert "nested too deep" in response.get_json()["error"]["message"]
+    assert client.get("/api/v1/dags/d/runs", headers=admin).get_json()["runs"] == []
+
+
+def test_a_deeply_nested_runtime_spec_is_422(client, admin):
+    source = '{"url": "https://example.com/", "body": ' + "[" * 5000 + "]" * 5000 + "}"
+    body = {"name": "h", "runtime": "http", "source": source}
+    response = client.post("/api/v1/functions", json=body, headers=admin)
+    assert response.status_code == 422, response.get_json()
+    assert "nested too deep" in response.get_json()["error"]["details"][0]["message"]

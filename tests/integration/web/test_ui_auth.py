@@ -8,7 +8,7 @@ import pytest
 from app.domain.timeutil import utcnow
 from app.engine import auth, runs
 from app.store.db import db
-from app.store.models import ApiToken, Dag
+from app.store.models import ApiToken, Dag, DagRun
 from tests.conftest import ADMIN_TOKEN, deploy_examples
 
 PAGES = [
@@ -261,3 +261,37 @@ def test_run_actions_and_logs_through_the_ui(ui):
         download.mimetype == "text/plain"
         and "attachment" in download.headers["Content-Disposition"]
     )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dags/example_pipeline?run=99999999999999999999999",
+        "/dags/example_pipeline?tab=code&version=%C2%B2",
+        "/runs/1/tasks/hello/logs?try=99999999999999999999999",
+        "/functions/hello?version=99999999999999999999999",
+        "/ui/api/runs/1/tasks/hello/logs?try=1&offset=99999999999999999999999",
+    ],
+)
+def test_a_query_number_out_of_range_is_a_clear_400_not_a_500(ui, path):
+    assert sign_in(ui, ADMIN_TOKEN).status_code == 303
+    response = ui.get(path)
+    assert response.status_code in (400, 422), response.status_code
+    assert b"must be a whole number from" in response.data
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ('{"name": "ui\\u0000nul"}', "may not contain NUL"),  # the example (#15.4)
+        ('{"x": NaN}', "NaN is not JSON"),  # #15.3
+        ('{"x": ' + "[" * 2000 + "]" * 2000 + "}", "nested too deep"),
+    ],
+)
+def test_the_trigger_forms_conf_is_refused_as_the_apis_body_is(ui, conf, message):
+    sign_in(ui, new_token("operator"))
+    headers = {"X-CSRF-Token": csrf_of(ui), "Accept": "application/json"}
+    response = ui.post("/dags/example_pipeline/trigger", data={"conf": conf}, headers=headers)
+    assert response.status_code == 422 and message in response.get_json()["error"]["message"]
+    with db.connection_context():
+        assert DagRun.select().count() == 1
