@@ -72,12 +72,22 @@ def standard_headers(secret: str, msg_id: str, body: bytes, now: float | None = 
     }
 
 
-def delivery_id(headers) -> str | None:
-    """The sender's id for this delivery: a repeat of it is the same delivery."""
-    for name in ("X-GitHub-Delivery", "webhook-id", "Idempotency-Key"):
-        if headers.get(name):
-            return headers[name][:150]
-    return None
+# The header that carries each verified scheme's delivery id. Standard Webhooks signs its
+# id; GitHub's signature covers neither an id nor a time, so anyone holding one signed
+# delivery can re-send it with a new X-GitHub-Delivery (the README says so).
+DELIVERY_ID_HEADERS = {"github": "X-GitHub-Delivery", "standard": "webhook-id"}
+LONGEST_DELIVERY_ID = 150  # longer ids are kept as their SHA-256, never cut short
+
+
+def delivery_id(scheme: str, headers) -> str | None:
+    """The id of this delivery under ``scheme``, the one that verified it: a repeat of it is
+    the same delivery. Headers of other schemes are not trusted (they are not verified)."""
+    value = headers.get(DELIVERY_ID_HEADERS[scheme])
+    if not value:
+        return None
+    if len(value) > LONGEST_DELIVERY_ID:
+        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+    return value
 
 
 def callback_secret(secret_key: str) -> str:

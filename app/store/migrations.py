@@ -9,6 +9,7 @@ Safe to run twice and from two processes at once: the whole migration is one tra
 holding a lock (a Postgres advisory lock; SQLite's BEGIN IMMEDIATE write lock).
 """
 
+import contextlib
 import logging
 
 import peewee as pw
@@ -16,7 +17,16 @@ from playhouse import migrate as schema
 
 from app.store import locks
 from app.store.db import db, is_postgres
-from app.store.models import ALL_MODELS, AuditEvent, Metric, Pool, SchemaVersion, Secret, TaskTry
+from app.store.models import (
+    ALL_MODELS,
+    AuditEvent,
+    Metric,
+    NeverReusedId,
+    Pool,
+    SchemaVersion,
+    Secret,
+    TaskTry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +101,45 @@ def _v7_environments() -> None:
     )
 
 
+def _v8_ids_never_reused() -> None:
+    """SQLite: every table's key becomes AUTOINCREMENT (models.NeverReusedId), so a deleted
+    run's id is never handed out again. SQLite cannot alter a key: each table is rebuilt
+    from its own CREATE statement, rows and indexes kept. Postgres' sequences never reuse."""
+    if is_postgres():
+        return
+    for model in ALL_MODELS:
+        if isinstance(model._meta.primary_key, NeverReusedId):
+            _rebuild_with_autoincrement(model._meta.table_name)
+    problems = db.execute_sql("PRAGMA foreign_key_check").fetchall()
+    if problems:
+        raise RuntimeError(f"foreign keys broken by the rebuild: {problems[:5]}")
+
+
+_SQLITE_KEY = '"id" INTEGER NOT NULL PRIMARY KEY'
+
+
+def _rebuild_with_autoincrement(table: str) -> None:
+    (create,) = db.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    if "AUTOINCREMENT" in create:
+        return
+    if _SQLITE_KEY not in create:
+        raise RuntimeError(f"table {table}: unexpected key in {create!r}")
+    indexes = db.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+        (table,),
+    ).fetchall()
+    rebuilt = f"{table}__rebuilt"
+    create = create.replace(f'"{table}"', f'"{rebuilt}"', 1)
+    db.execute_sql(create.replace(_SQLITE_KEY, _SQLITE_KEY + " AUTOINCREMENT", 1))
+    db.execute_sql(f'INSERT INTO "{rebuilt}" SELECT * FROM "{table}"')
+    db.execute_sql(f'DROP TABLE "{table}"')  # foreign keys are off (migrate): no cascade
+    db.execute_sql(f'ALTER TABLE "{rebuilt}" RENAME TO "{table}"')
+    for (statement,) in indexes:
+        db.execute_sql(statement)
+
+
 # (version, callable) in ascending order; each brings the schema from version-1 to version.
 STEPS: list = [
     (2, _v2_scheduling),
@@ -99,6 +148,7 @@ STEPS: list = [
     (5, _v5_webhooks_and_secrets),
     (6, _v6_audit),
     (7, _v7_environments),
+    (8, _v8_ids_never_reused),
 ]
 LATEST = 1 + len(STEPS)  # the schema version this code needs
 
@@ -112,7 +162,7 @@ def current_version() -> int | None:
 
 def migrate() -> tuple[int | None, int]:
     """Create or upgrade the schema; returns (version before, version after)."""
-    with db.atomic():
+    with _foreign_keys_off_on_sqlite(), db.atomic():
         if is_postgres():
             locks.take(locks.MIGRATION)
         before = current_version()
@@ -126,6 +176,21 @@ def migrate() -> tuple[int | None, int]:
         SchemaVersion.delete().execute()
         SchemaVersion.create(version=LATEST)
     return before, LATEST
+
+
+@contextlib.contextmanager
+def _foreign_keys_off_on_sqlite():
+    """SQLite rebuilds a table by dropping it, which would cascade to its children unless
+    foreign keys are off; the pragma is ignored inside a transaction, so it is set around
+    the migration's (steps check ``PRAGMA foreign_key_check`` themselves)."""
+    if is_postgres():
+        yield
+        return
+    db.execute_sql("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        db.execute_sql("PRAGMA foreign_keys = ON")
 
 
 def _create_baseline() -> None:

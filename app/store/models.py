@@ -9,7 +9,7 @@ import peewee as pw
 
 from app.domain import strict_json
 from app.domain.timeutil import utcnow
-from app.store.db import db
+from app.store.db import db, is_postgres
 
 
 class JSONField(pw.TextField):
@@ -39,10 +39,20 @@ class OutsideText(pw.TextField):
         return None if value is None else storable(str(value))
 
 
+class NeverReusedId(pw.AutoField):
+    """An id handed out once: a deleted row's id never comes back for a new row (an old
+    status URL, callback or a stale worker's outcome would reach the new row). Postgres
+    sequences never hand a number out twice; SQLite reuses the largest id after a delete
+    unless the key is ``AUTOINCREMENT``."""
+
+    def ddl(self, ctx):
+        node = super().ddl(ctx)
+        return node if is_postgres() else pw.NodeList((node, pw.SQL("AUTOINCREMENT")))
+
+
 class BaseModel(pw.Model):
-    # Typing only (mypy, with peewee's stubs): the ``id`` primary key peewee adds to a model
-    # that declares none (Metric declares its own). Annotations create no field.
-    id: pw.AutoField[int]
+    # Every model's key, unless it declares its own (Metric).
+    id = NeverReusedId()
 
     class Meta:
         database = db

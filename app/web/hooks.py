@@ -9,7 +9,7 @@ from app.engine import dags, runs, webhooks
 
 hooks = Blueprint("hooks", __name__)
 
-USEFUL_HEADERS = ("X-GitHub-Event", "X-GitHub-Delivery", "webhook-id", "Idempotency-Key")
+USEFUL_HEADERS = ("X-GitHub-Event", "X-GitHub-Delivery", "webhook-id")
 
 
 @hooks.post("/hooks/<dag_id>")
@@ -19,7 +19,7 @@ def deliver(dag_id):
     scheme = webhooks.verify(dags.webhook_secret(dag), body, request.headers)
     if dag.paused:
         raise Conflict(f"DAG {dag_id!r} is paused: the delivery was not accepted; retry later")
-    delivery = webhooks.delivery_id(request.headers)
+    delivery = webhooks.delivery_id(scheme, request.headers)
     trigger = {"scheme": scheme, "delivery_id": delivery, "headers": _useful_headers()}
     run, created = runs.trigger(
         dag_id,

@@ -450,7 +450,6 @@ def deliver_operation() -> dict:
         header_param("webhook-id", "Standard Webhooks: the message id (deduplicates)"),
         header_param("webhook-timestamp", "Standard Webhooks: Unix seconds, within 5 minutes"),
         header_param("webhook-signature", "Standard Webhooks: v1,<base64 HMAC-SHA256>"),
-        header_param("Idempotency-Key", "a delivery id for other senders"),
     ]
     accepted = response("Accepted", ref("HookAccepted"))
     deliver = operation(

@@ -85,6 +85,21 @@ def test_a_repeated_delivery_returns_the_first_run(client, hooked):
     assert run_count() == 1
 
 
+def test_a_replay_with_an_unsigned_delivery_header_is_still_a_duplicate(client, hooked):
+    """#16.3: a Standard Webhooks delivery re-sent with X-GitHub-Delivery: attacker-1 (then
+    attacker-2) made a new run each time; the key comes from the signed webhook-id."""
+    body = b'{"n": 1}'
+    signed = webhooks.standard_headers(hooked, "msg_1", body)
+    first = client.post("/hooks/hooked", data=body, headers=signed)
+    replays = [
+        client.post("/hooks/hooked", data=body, headers={**signed, "X-GitHub-Delivery": forged})
+        for forged in ("attacker-1", "attacker-2")
+    ]
+    assert [r.status_code for r in [first, *replays]] == [202, 200, 200]
+    assert {r.get_json()["run_id"] for r in replays} == {first.get_json()["run_id"]}
+    assert run_count() == 1
+
+
 @pytest.mark.parametrize("fault", ["wrong secret", "tampered", "stale", "no signature"])
 def test_a_bad_delivery_is_401_and_creates_nothing(client, hooked, fault):
     body = b'{"n": 1}'

@@ -67,8 +67,21 @@ def test_bad_deliveries_are_refused_with_the_reason(headers, reason):
         webhooks.verify(SECRET, BODY, headers, now=NOW)
 
 
-def test_the_delivery_id_comes_from_the_senders_header():
-    assert webhooks.delivery_id({"X-GitHub-Delivery": "gh-1"}) == "gh-1"
-    assert webhooks.delivery_id({"webhook-id": "msg_1"}) == "msg_1"
-    assert webhooks.delivery_id({"Idempotency-Key": "k"}) == "k"
-    assert webhooks.delivery_id({}) is None
+def test_the_delivery_id_comes_only_from_the_scheme_that_verified_it():
+    """#16.3: an unsigned X-GitHub-Delivery added to a Standard Webhooks delivery made a
+    new run for each value."""
+    both = {"X-GitHub-Delivery": "attacker-1", "webhook-id": "msg_1", "Idempotency-Key": "k"}
+    assert webhooks.delivery_id("standard", both) == "msg_1"
+    assert webhooks.delivery_id("github", both) == "attacker-1"
+    assert webhooks.delivery_id("standard", {"Idempotency-Key": "k"}) is None
+    assert webhooks.delivery_id("github", {}) is None
+
+
+def test_a_long_delivery_id_is_never_cut_into_a_collision():
+    """#15.1: ids longer than 150 characters were truncated, so two that differ only after
+    that were one delivery."""
+    first, second = "x" * 150 + "a", "x" * 150 + "b"
+    keys = {webhooks.delivery_id("standard", {"webhook-id": v}) for v in (first, second)}
+    assert len(keys) == 2
+    assert all(len(key) <= 200 for key in keys)  # the key column's width
+    assert webhooks.delivery_id("standard", {"webhook-id": "y" * 150}) == "y" * 150

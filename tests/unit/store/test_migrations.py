@@ -15,10 +15,14 @@ from app.store.models import (
     Dag,
     DagRun,
     Function,
+    FunctionVersion,
     Metric,
+    NeverReusedId,
     Pool,
     SchemaVersion,
     Secret,
+    TaskInstance,
+    TaskLog,
     TaskTry,
 )
 from tests.conftest import POSTGRES_URL, require_postgres, reset_postgres
@@ -34,7 +38,7 @@ def stamped_versions() -> list[int]:
 
 def test_migrate_creates_every_table_and_stamps_the_latest_version(backend):
     db.db.drop_tables(ALL_MODELS)
-    assert db.db.get_tables() == []
+    assert not TABLES & set(db.db.get_tables())  # SQLite keeps its sqlite_sequence
     assert migrations.current_version() is None
     assert migrations.migrate() == (None, migrations.LATEST)
     assert TABLES <= set(db.db.get_tables())
@@ -160,3 +164,89 @@ def test_a_version_1_database_is_upgraded_in_place_keeping_its_data(backend):
     assert {"task_try", "pool", "metric", "secret", "audit_event"} <= set(db.db.get_tables())
     assert [f.name for f in Function.select()] == ["kept"]
     assert stamped_versions() == [migrations.LATEST]
+
+
+KEYED_TABLES = [
+    model._meta.table_name
+    for model in ALL_MODELS
+    if isinstance(model._meta.primary_key, NeverReusedId)
+]
+
+
+def _run_with_a_task(dag: Dag, task_id: str = "t") -> tuple[int, int]:
+    function = Function.get_or_create(name="f")[0]
+    version = FunctionVersion.get_or_none(function=function) or FunctionVersion.create(
+        function=function,
+        version=1,
+        source="",
+        sha256="",
+        handler="handler",
+        runtime="python",
+        timeout=1,
+        memory_mb=64,
+        env={},
+    )
+    run = DagRun.create(dag=dag, run_type="manual", logical_date=LOGICAL_DATE, state="running")
+    ti = TaskInstance.create(
+        run=run, task_id=task_id, function_version=version, state="queued", timeout=1
+    )
+    TaskLog.create(task_instance=ti, try_number=1, seq=0, chunk="x")
+    return run.id, ti.id
+
+
+def test_a_deleted_runs_ids_are_never_handed_out_again(backend):
+    """#15.1: SQLite gave a new run the id of a deleted DAG's last run (33 after 33, 34)."""
+    slow = Dag.create(dag_id="slowdag")
+    old = [_run_with_a_task(slow) for _ in range(2)]
+    old_logs = [log.id for log in TaskLog.select()]
+    slow.delete_instance()  # the database cascades, as the API's delete does
+    assert DagRun.select().count() == 0
+    new_run, new_ti = _run_with_a_task(Dag.create(dag_id="example_pipeline"))
+    assert new_run > max(run for run, _ in old)
+    assert new_ti > max(ti for _, ti in old)
+    assert TaskLog.get(TaskLog.task_instance == new_ti).id > max(old_logs)
+
+
+def test_every_key_is_never_reused_by_the_database(backend):
+    if backend.name == "postgres":  # sequences: nextval never repeats
+        return
+    for table in KEYED_TABLES:
+        (create,) = db.db.execute_sql(
+            "SELECT sql FROM sqlite_master WHERE name = ?", (table,)
+        ).fetchone()
+        assert "PRIMARY KEY AUTOINCREMENT" in create, table
+
+
+def test_a_version_7_sqlite_database_gets_keys_never_reused_keeping_rows(backend, monkeypatch):
+    """A database made before version 8 (plain INTEGER PRIMARY KEY) is rebuilt in place:
+    rows, children and indexes kept; from then on a deleted id is never handed out again
+    (one deleted before the upgrade is beyond knowing)."""
+    if backend.name == "postgres":
+        return
+    monkeypatch.setattr(NeverReusedId, "ddl", peewee.AutoField.ddl)
+    db.db.drop_tables(ALL_MODELS)
+    migrations.migrate()
+    monkeypatch.undo()
+    SchemaVersion.update(version=7).execute()
+    dag = Dag.create(dag_id="slowdag")
+    kept_run, kept_ti = _run_with_a_task(dag, "kept")
+    last_run, last_ti = _run_with_a_task(dag, "last")
+    indexes_before = _index_names()
+
+    assert migrations.migrate() == (7, migrations.LATEST)
+    assert _index_names() == indexes_before
+    tasks = [(ti.id, ti.run_id) for ti in TaskInstance.select().order_by(TaskInstance.id)]
+    assert tasks == [(kept_ti, kept_run), (last_ti, last_run)]
+    assert TaskLog.select().where(TaskLog.task_instance == kept_ti).count() == 1
+    DagRun.delete_by_id(last_run)
+    assert TaskInstance.get_or_none(id=last_ti) is None  # the cascade still holds
+    new_run, _ = _run_with_a_task(dag, "new")
+    assert new_run > last_run
+    assert db.db.execute_sql("PRAGMA foreign_keys").fetchone() == (1,)
+    with pytest.raises(peewee.IntegrityError), db.db.atomic():
+        DagRun.create(dag=12345, run_type="manual", logical_date=LOGICAL_DATE, state="queued")
+
+
+def _index_names() -> list[str]:
+    rows = db.db.execute_sql("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    return sorted(name for (name,) in rows)
