@@ -146,7 +146,8 @@ def set_paused(dag_id: str, payload) -> Dag:
     dag = get(dag_id)
     with db.atomic():
         Dag.update(paused=payload["paused"], updated_at=utcnow()).where(Dag.id == dag.id).execute()
-        if not payload["paused"]:
+        dag.paused = payload["paused"]
+        if not dag.paused:
             refresh_next_run(dag)  # with catchup off, the next tick creates only the latest run
             dispatch.start_queued_runs(dag.id)
     return get(dag_id)
@@ -175,6 +176,23 @@ def _functions_named_in(data: dict) -> set[str]:
     return {t["function"] for t in data["tasks"]} | callbacks
 
 
+def _create_owed_run(dag: Dag, due: schedule.Due) -> bool:
+    """The scheduled run for ``due``; True if it exists now (a clock may have made it first:
+    the unique index on (dag, logical_date) makes it exactly once). False if a function
+    version the DAG names is missing: the DAG stays due and the clock logs why each tick."""
+    version = current_version(dag)
+    assert version is not None  # a DAG is created with its first version
+    interval = (due.data_interval_start, due.data_interval_end)
+    try:
+        with db.atomic():
+            dispatch.create_dag_run(dag, version, "scheduled", due.logical_date, interval=interval)
+    except peewee.IntegrityError:
+        pass
+    except Invalid:
+        return False
+    return True
+
+
 def last_scheduled(dag: Dag) -> datetime | None:
     return (
         DagRun.select(peewee.fn.MAX(DagRun.logical_date))
@@ -184,10 +202,17 @@ def last_scheduled(dag: Dag) -> datetime | None:
 
 
 def refresh_next_run(dag: Dag) -> datetime | None:
-    """Set the DAG's next_run_at: the first due time after its last scheduled run, or from
-    its start; it is in the past when runs are owed, and the next tick creates them."""
+    """Set the DAG's next_run_at, when a DAG is created, changed or unpaused: the first due
+    time after its last scheduled run, or from its start. Without catchup, the one run owed
+    now (the latest due time, as Airflow makes it) is created here, as the clock's next tick
+    would, so next_run_at is never in the past; with catchup, the owed runs are the clock's
+    to create (up to 1000 a tick) and next_run_at is the oldest of them until it has."""
     spec = spec_of(dag)
     last = last_scheduled(dag)
+    if not spec.catchup and not dag.paused:
+        for due in schedule.due_runs(spec, last, utcnow(), dag.created_at):
+            if _create_owed_run(dag, due):
+                last = due.logical_date
     if last is None:
         start = spec.start_date.replace(tzinfo=None) if spec.start_date else dag.created_at
         once = start if spec.schedule == "@once" else None  # an @once DAG runs at its start

@@ -46,6 +46,27 @@ _TASKS_OF_RUN = Compiled(
 )
 
 
+def create_dag_run(dag: Dag, version: DagVersion, run_type: str, logical_date=None, **fields):
+    """A run of ``version`` with its task instances, pinned to the function versions resolved
+    now, started at once unless max_active_runs is reached or the DAG is paused (then it
+    waits ``queued``); one transaction. ``fields``: conf, key, interval, trigger (see
+    run_factory.create_run). Raises peewee.IntegrityError if the run exists (its key or its
+    scheduled logical date) and Invalid if a function is gone."""
+    pinned = run_factory.pin_versions(version.spec["tasks"])
+    conf, key, interval = (
+        fields.pop("conf", None),
+        fields.pop("key", None),
+        fields.pop("interval", None),
+    )
+    with db.atomic():
+        run = run_factory.create_run(
+            dag, version, None, run_type, logical_date, conf, key, interval, **fields
+        )
+        run_factory.create_task_instances(run, version.spec["tasks"], pinned)
+        start_queued_runs(dag.id, version.spec)
+    return run
+
+
 def start_queued_runs(dag_pk: int, spec: dict | None = None) -> list[int]:
     """Start the DAG's oldest queued runs while fewer than its max_active_runs are running;
     none while it is paused. Starters of one DAG are serialised by an advisory lock (on
@@ -91,16 +112,26 @@ def _current_spec(dag_pk: int) -> dict:
     return query.order_by(DagVersion.version.desc()).first().spec
 
 
-def task_finished(run_id: int, downstream: list[str], branch=None, known=None) -> None:
+def not_chosen_by(task_id: str) -> str:
+    """The reason kept on a task a branch skipped (runs.clear reopens it only with that
+    branch)."""
+    return f"not chosen by the branch of {task_id!r}"
+
+
+def task_finished(
+    run_id: int, downstream: list[str], branch=None, known=None, task_id: str | None = None
+) -> None:
     """After a task's try reached a final state: decide its successors, then the run. With
-    ``branch``, the direct successors it did not choose are skipped. ``known``: states the
-    caller has just committed ({task_id: state}), not read again."""
+    ``branch``, the direct successors it did not choose are skipped (``task_id``: the
+    branching task). ``known``: states the caller has just committed ({task_id: state}),
+    not read again."""
     known = dict(known or {})
     unfinished = 0
     with db.atomic():
         if branch is not None:
+            reason = not_chosen_by(task_id or "?")
             for ti in _waiting(run_id, [t for t in downstream if t not in branch]):
-                if states.mark_not_run(ti, TaskState.SKIPPED):
+                if states.mark_not_run(ti, TaskState.SKIPPED, reason):
                     known[ti.task_id] = str(TaskState.SKIPPED)
                     unfinished += evaluate(run_id, ti.downstream, known)
         unfinished += evaluate(run_id, downstream, known)

@@ -34,7 +34,9 @@ def record_outcome(ti: TaskInstance, try_number: int, outcome: Outcome) -> bool:
     # upstream tasks finishing at once, the later to commit sees both (app/engine/dispatch.py).
     if finished:
         known = {ti.task_id: tried}  # success, skipped or failed: the state just committed
-        dispatch.task_finished(ti.run_id, ti.downstream, branch=outcome.branch, known=known)
+        dispatch.task_finished(
+            ti.run_id, ti.downstream, branch=outcome.branch, known=known, task_id=ti.task_id
+        )
     return moved
 
 

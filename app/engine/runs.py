@@ -33,14 +33,17 @@ def trigger(
     version = dags.current_version(dag)
     if version is None:  # never: a DAG is created with its first version, in one transaction
         raise NotFound(f"DAG {dag_id!r} has no version")
-    pinned = run_factory.pin_versions(version.spec["tasks"])
     try:
-        with db.atomic():
-            run = run_factory.create_run(
-                dag, version, None, run_type, logical_date, conf, key, interval, trigger=trigger
-            )
-            run_factory.create_task_instances(run, version.spec["tasks"], pinned)
-            dispatch.start_queued_runs(dag.id, version.spec)
+        run = dispatch.create_dag_run(
+            dag,
+            version,
+            run_type,
+            logical_date,
+            conf=conf,
+            key=key,
+            interval=interval,
+            trigger=trigger,
+        )
     except peewee.IntegrityError:
         existing = DagRun.get_or_none(DagRun.idempotency_key == key) if key else None
         if existing is None:
@@ -197,12 +200,14 @@ def rerun_failed(run_id: int) -> list[str]:
 def _clear(run_id: int, task_ids: list[str]) -> None:
     with db.atomic():
         states.clear_tasks(run_id, task_ids)
+        _reopen_decided_downstream(run_id, task_ids)
         states.reopen_run(run_id)
         dispatch.evaluate(run_id, task_ids)
 
 
 def mark(run_id: int, task_id: str, target: str) -> TaskInstance:
-    """Mark a task instance success or failed; its successors and the run follow."""
+    """Mark a task instance success or failed; its successors are decided again (those a
+    trigger rule had decided not to run, too) and the run follows."""
     if target not in (TaskState.SUCCESS, TaskState.FAILED):
         raise Invalid([{"field": "state", "message": "must be success or failed"}])
     ti = task_instance(run_id, task_id)
@@ -210,9 +215,46 @@ def mark(run_id: int, task_id: str, target: str) -> TaskInstance:
         return ti
     with db.atomic():
         states.mark(ti.id, TaskState(target))
+        _reopen_decided_downstream(run_id, [task_id])
         states.reopen_run(run_id)
     dispatch.task_finished(run_id, ti.downstream)
     return task_instance(run_id, task_id)
+
+
+def _reopen_decided_downstream(run_id: int, origins: list[str]) -> list[str]:
+    """Back to none, the tasks after ``origins`` that never ran because of them: decided
+    upstream_failed or skipped by a trigger rule, or skipped by a branch among ``origins``
+    (and so on down). They are decided again when ``origins`` finish, so clearing a failed
+    ``a`` of ``a -> b`` runs ``b`` too. Tasks that ran keep their outcome (clear them with
+    ``downstream``, as in Airflow)."""
+    rows = {ti.task_id: ti for ti in _DECIDED.rows(run_id=run_id)}
+    branch_reasons = {dispatch.not_chosen_by(task_id) for task_id in origins}
+    reopened: list[str] = []
+    pending = [d for origin in origins for d in rows[origin].downstream]
+    while pending:
+        ti = rows[pending.pop()]
+        if ti.task_id in reopened or ti.task_id in origins:
+            continue
+        if _decided_not_to_run(ti, branch_reasons):
+            reopened.append(ti.task_id)
+            pending.extend(ti.downstream)
+    states.reopen_not_run(run_id, reopened)
+    return reopened
+
+
+def _decided_not_to_run(ti: TaskInstance, branch_reasons: set[str]) -> bool:
+    if ti.state == TaskState.UPSTREAM_FAILED:
+        return True
+    never_ran = ti.state == TaskState.SKIPPED and ti.started_at is None
+    return never_ran and (ti.error is None or ti.error in branch_reasons)
+
+
+_DECIDED = Compiled(
+    lambda: TaskInstance.select(
+        *(TaskInstance.task_id, TaskInstance.downstream, TaskInstance.state),
+        *(TaskInstance.error, TaskInstance.started_at),
+    ).where(TaskInstance.run == Slot("run_id"))
+)
 
 
 def _all_downstream(run_id: int, task_id: str) -> list[str]:

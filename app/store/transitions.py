@@ -229,11 +229,21 @@ def hand_back(ti_id: int, try_number: int, reason: str) -> bool:
     return True
 
 
-def mark_not_run(ti: TaskInstance, target: TaskState) -> bool:
-    """none -> upstream_failed | skipped, decided by the task's trigger rule."""
+def mark_not_run(ti: TaskInstance, target: TaskState, reason: str | None = None) -> bool:
+    """none -> upstream_failed | skipped, decided by the task's trigger rule (``reason``
+    None) or by an upstream branch that did not choose it (``reason`` says which)."""
     now = utcnow()
     where = _this_try(ti.id, ti.try_number)
-    return _move_tasks(where, [T.NONE], target, finished_at=now) == 1
+    return _move_tasks(where, [T.NONE], target, finished_at=now, error=reason) == 1
+
+
+def reopen_not_run(run_id: int, task_ids: list[str]) -> int:
+    """upstream_failed | skipped -> none, for tasks decided not to run by upstreams that
+    are now cleared or marked: they are decided again when those finish (their try number
+    is unchanged: they never ran)."""
+    where = (TaskInstance.run == run_id) & TaskInstance.task_id.in_(task_ids)
+    sources = [T.UPSTREAM_FAILED, T.SKIPPED]
+    return _move_tasks(where, sources, T.NONE, finished_at=None, error=None) if task_ids else 0
 
 
 def clear_tasks(run_id: int, task_ids) -> int:
