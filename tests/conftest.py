@@ -21,13 +21,20 @@ import redis
 from app import broker, config
 from app.clock import periodic as clock
 from app.config import Settings, load_settings
+from app.domain import outcomes
 from app.domain.states import RUN_FINISHED
 from app.store import db, migrations
-from app.store.models import DagRun
+from app.store.models import DagRun, Metric
 from app.worker import consumer as worker_consumer
 
+
+def env_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is set to a true value (true, 1, yes...)."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 # Any truthy CI (true, 1, yes), as CI services set it: a missing server then fails the run.
-IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+IN_CI = env_flag("CI")
 # Services are named per test run (database names, Redis database numbers), so two suites
 # can run side by side on one machine; each run removes its own at the end.
 RUN_ID = f"{os.getpid()}_{secrets.token_hex(3)}"
@@ -249,6 +256,79 @@ def wait_for_run(run_id: int, timeout: float = 30) -> DagRun:
             return run
         time.sleep(0.05)
     raise AssertionError(f"run {run_id} did not finish in {timeout}s (state {run.state})")
+
+
+def poll(probe, timeout: float = 20, what: str = "the condition"):
+    """Call ``probe()`` until it returns something truthy, and return that; AssertionError
+    naming ``what`` after ``timeout`` seconds. A probe through the test client must not run
+    inside a connection_context (the request closes the connection): use this one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
+def wait_for(probe, timeout: float = 20, what: str = "the condition"):
+    """``poll``, with each call of ``probe()`` in a database connection of its own."""
+
+    def connected():
+        with db.db.connection_context():
+            return probe()
+
+    return poll(connected, timeout, what)
+
+
+def is_running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (a killed child of this process stays a
+    zombie until it is reaped; an orphan until init reaps it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    state = next(line.split()[1] for line in status.splitlines() if line.startswith("State:"))
+    return state not in ("Z", "X")
+
+
+def wait_until_gone(pid: int, timeout: float = 10) -> bool:
+    """Whether ``pid`` stops running within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while is_running(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def dropped_messages() -> float:
+    """The messages_dropped_total counter: queue messages the claim discarded."""
+    row = Metric.get_or_none(Metric.name == "messages_dropped_total")
+    return 0 if row is None else row.value
+
+
+# A function that prints its process id, then sleeps (args.s seconds, 60 by default): a try
+# that stays running, and whose process a test can watch being killed.
+PID_THEN_SLEEP = (
+    "import os, time\n"
+    "def handler(event, context):\n"
+    "    print(os.getpid(), flush=True)\n"
+    "    time.sleep(event['args'].get('s', 60))\n"
+)
+STOPPED = outcomes.STOPPED  # how a killed try's log ends
+
+
+def task_log(client, headers, run_id: int, task_id: str, try_number: int = 1) -> str:
+    url = f"/api/v1/runs/{run_id}/tasks/{task_id}/logs?try={try_number}"
+    response = client.get(url, headers=headers)
+    return response.get_json()["text"] if response.status_code == 200 else ""
+
+
+def running_pid(client, headers, run_id: int, task_id: str) -> int:
+    """The process id a PID_THEN_SLEEP try printed, once its log holds it."""
+    text = poll(lambda: task_log(client, headers, run_id, task_id).strip(), what="the pid")
+    return int(text.split()[0])
 
 
 def deploy_source(client, headers, name: str, source: str, **fields):

@@ -13,3 +13,10 @@ class Outcome:
     error: str | None = None
     skipped: bool = False
     branch: tuple | None = None
+
+
+# The error of a try its worker stopped because its task instance was finished by someone
+# else meanwhile (its heartbeat found it no longer running).
+STOPPED = (
+    "stopped: the task instance is no longer running (cancelled, marked, or its run timed out)"
+)

@@ -153,13 +153,6 @@ def set_paused(dag_id: str, payload) -> Dag:
     return get(dag_id)
 
 
-def delete(dag_id: str) -> None:
-    """Delete the DAG with its versions, runs, task instances and logs."""
-    dag = get(dag_id)
-    with db.atomic():
-        dag.delete_instance(recursive=False)
-
-
 def spec_of(dag: Dag) -> DagSpec:
     version = DagVersion.select().where(DagVersion.dag == dag).order_by(DagVersion.version.desc())
     return parse_stored(version.first().spec)

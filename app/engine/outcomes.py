@@ -3,7 +3,7 @@ successors. Shared by the worker (a try's outcome) and the clock (a dead worker'
 
 from app.domain.outcomes import Outcome
 from app.domain.retries import retry_delay
-from app.domain.states import TaskState
+from app.domain.states import TASK_FINISHED, TaskState
 from app.domain.timeutil import utcnow
 from app.engine import dispatch
 from app.store import transitions
@@ -30,6 +30,8 @@ def record_outcome(ti: TaskInstance, try_number: int, outcome: Outcome) -> bool:
             finished = reached == TaskState.FAILED
         if moved:
             _keep_try(ti.id, try_number, tried, error, ti.started_at, ti.worker)
+        else:
+            _keep_stopped_try(ti, try_number)
     # Dispatch reads the successors' upstream states only after this commit: of two
     # upstream tasks finishing at once, the later to commit sees both (app/engine/dispatch.py).
     if finished:
@@ -59,6 +61,26 @@ def record_handed_back(ti_id: int, try_number: int, reason: str) -> bool:
         return False
     _keep_try(ti_id, try_number, "handed_back", reason, None, None)
     return True
+
+
+def _keep_stopped_try(ti: TaskInstance, try_number: int) -> None:
+    """A try whose task instance was finished by someone else while it ran (cancelled,
+    marked, its run timed out): kept in the history as that state, ended now (its process is
+    gone), unless its end is there already (a reaped try)."""
+    now = _ON_TRY.first(ti_id=ti.id, try_number=try_number)
+    if now is None or now.state not in TASK_FINISHED:
+        return
+    if TaskTry.get_or_none(task_instance=ti.id, try_number=try_number) is not None:
+        return
+    error = f"stopped: {now.error or f'the task instance was {now.state}'}"
+    _keep_try(ti.id, try_number, now.state, error, ti.started_at, ti.worker)
+
+
+_ON_TRY = Compiled(
+    lambda: TaskInstance.select(TaskInstance.state, TaskInstance.error).where(
+        (TaskInstance.id == Slot("ti_id")) & (TaskInstance.try_number == Slot("try_number"))
+    )
+)
 
 
 def _keep_try(ti_id, try_number, tried, error, started_at, worker) -> None:

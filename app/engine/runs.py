@@ -11,8 +11,8 @@ from app.domain.errors import Conflict, Invalid, NotFound
 from app.engine import dags, dispatch, run_factory
 from app.store import transitions as states
 from app.store.db import Compiled, Slot, db
-from app.store.models import Dag, DagRun, FunctionVersion, TaskInstance, TaskLog
-from app.store.transitions import TaskState
+from app.store.models import Dag, DagRun, FunctionVersion, TaskInstance, TaskLog, TaskTry
+from app.store.transitions import RunState, TaskState
 
 
 def trigger(
@@ -163,12 +163,71 @@ def logs(ti: TaskInstance, try_number: int, offset: int) -> tuple[str, int]:
 
 
 def cancel(run_id: int) -> DagRun:
+    """Cancel a queued or running run (Conflict otherwise): its unfinished task instances
+    are cancelled, and this returns once the tries that were running have ended (their
+    workers kill their processes and keep each try in the history as cancelled), waiting
+    at most ``stop_wait_s()``."""
     run = get(run_id)
+    running = _running_tries([run_id])
     if not states.cancel_run(run.id):
         state = get(run_id).state
         raise Conflict(f"run {run_id} is {state}; only a queued or running run can be cancelled")
     dispatch.run_finished(run.id)
+    wait_for_tries_to_end(running)
     return get(run_id)
+
+
+LIVE_RUN_STATES = [str(RunState.QUEUED), str(RunState.RUNNING)]
+
+
+def stop_wait_s() -> float:
+    """How long a cancel waits for running tries to end: a worker notices at its next
+    heartbeat (BRISA_HEARTBEAT), then kills the try's process at once."""
+    return 2 * current().heartbeat_s + 5
+
+
+def _running_tries(run_ids: list[int]) -> list[tuple[int, int]]:
+    """(task instance id, try number) of each try running in ``run_ids``."""
+    query = TaskInstance.select(TaskInstance.id, TaskInstance.try_number).where(
+        TaskInstance.run.in_(run_ids) & (TaskInstance.state == str(TaskState.RUNNING))
+    )
+    return [(ti.id, ti.try_number) for ti in query]
+
+
+def wait_for_tries_to_end(tries: list[tuple[int, int]]) -> bool:
+    """Wait until each (task instance id, try number) is in the try history, or its task
+    instance is gone; False if some were not after ``stop_wait_s()`` (a worker that died
+    is the clock's to reap)."""
+    deadline = time.monotonic() + stop_wait_s()
+    pending = set(tries)
+    while pending := _not_ended(pending):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _not_ended(tries: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    if not tries:
+        return tries
+    ids = sorted({ti for ti, _ in tries})
+    history = TaskTry.select(TaskTry.task_instance, TaskTry.try_number)
+    ended = {
+        (t.task_instance_id, t.try_number) for t in history.where(TaskTry.task_instance.in_(ids))
+    }
+    alive = TaskInstance.select(TaskInstance.id).where(TaskInstance.id.in_(ids))
+    existing = {ti.id for ti in alive}
+    return {t for t in tries if t not in ended and t[0] in existing}
+
+
+def cancel_live_runs(run_ids: list[int]) -> None:
+    """Cancel each run still queued or running, then wait for their running tries to end
+    (see ``cancel``)."""
+    running = _running_tries(run_ids)
+    for run_id in run_ids:
+        if states.cancel_run(run_id):
+            dispatch.run_finished(run_id)
+    wait_for_tries_to_end(running)
 
 
 def clear(run_id: int, task_id: str, downstream: bool) -> list[str]:

@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
-from app.domain.outcomes import Outcome
+from app.domain.outcomes import STOPPED, Outcome
 from app.sandbox.job import Job
 from app.sandbox.supervisor import (
     Observer,
@@ -129,7 +129,7 @@ class Executor:
                 next_check_in = now + check_in_s
                 if not observer.tick():
                     self.dirty = "stopped"
-                    return Outcome(False, error="stopped: the try is no longer running")
+                    return Outcome(False, error=STOPPED)
             wait_s = min(deadline, next_check_in) - now
             ready = multiprocessing.connection.wait(waiting, timeout=wait_s)
             if self.output in ready and not read_output(self.output, decoder, observer):
@@ -176,12 +176,17 @@ class Executor:
             self.base_rss_kb = rss
         return rss is None or rss - (self.base_rss_kb or 0) <= limits.rss_growth_mb * 1024
 
-    def stop(self) -> None:
-        """Kill the executor's process group, close its channels, reap it off this path."""
+    def stop(self, wait_s: float = 0) -> None:
+        """Kill the executor's process group, close its channels, and reap it: within
+        ``wait_s`` seconds here (a stopped try's end is recorded only once its process is
+        gone), else off this path."""
         kill_group(self.process)
         for handle in (self.jobs, self.outcomes, self.output):
             handle.close()
-        in_background(lambda: self.process.join(5))
+        if wait_s:
+            self.process.join(wait_s)
+        if self.process.is_alive():
+            in_background(lambda: self.process.join(5))
 
 
 class Pool:
@@ -214,7 +219,7 @@ class Pool:
         if not fresh and executor.reusable(self.limits):
             self._checkin(executor)
         else:
-            executor.stop()
+            executor.stop(wait_s=1.0 if executor.dirty else 0)
         return outcome, cold
 
     def kill(self, key) -> bool:

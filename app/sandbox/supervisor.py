@@ -26,7 +26,7 @@ import time
 from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 from multiprocessing.context import ForkServerProcess, set_spawning_popen
 
-from app.domain.outcomes import Outcome
+from app.domain.outcomes import STOPPED, Outcome
 from app.sandbox import child as sandbox_child
 from app.sandbox.job import Job
 
@@ -309,7 +309,7 @@ def _supervise(process, output, outcome_pipe, timeout, observer) -> Outcome:
         if now >= next_tick:
             next_tick = now + tick_s
             if not observer.tick():
-                return Outcome(False, error="stopped: the try is no longer running")
+                return Outcome(False, error=STOPPED)
         ready = multiprocessing.connection.wait(waiting, timeout=min(deadline, next_tick) - now)
         if output in ready and not read_output(output, decoder, observer):
             waiting.remove(output)

@@ -1,7 +1,9 @@
 """The metadata database: one peewee proxy, bound to Postgres or SQLite from DATABASE_URL."""
 
 import logging
+import random
 import sqlite3
+import threading
 import time
 import weakref
 from contextlib import closing
@@ -43,10 +45,48 @@ def open_database(url: str, settings: Settings | None = None) -> peewee.Database
         pragmas = {"busy_timeout": settings.sqlite_busy_timeout_ms, **SQLITE_PRAGMAS}
         # IMMEDIATE: a transaction takes the write lock at BEGIN, so two writers never
         # deadlock upgrading a read lock (a SQLITE_BUSY that busy_timeout cannot fix).
-        return peewee.SqliteDatabase(path, pragmas=pragmas, lock_type="IMMEDIATE")
+        return PatientSqliteDatabase(path, pragmas=pragmas, lock_type="IMMEDIATE")
     raise ValueError(
         f"DATABASE_URL must be postgres://, postgresql:// or sqlite:///, not {scheme!r}"
     )
+
+
+LOCKED_PATIENCE_S = 60.0  # past busy_timeout, how long a SQLite writer keeps trying
+
+
+class PatientSqliteDatabase(peewee.SqliteDatabase):
+    """SQLite that never surfaces "database is locked" while other processes write (the web,
+    the worker and the clock share one file): a BEGIN, or a statement outside a transaction,
+    or the pragmas of a new connection, that met SQLITE_BUSY after busy_timeout changed
+    nothing, so it is tried again with jittered backoff for up to LOCKED_PATIENCE_S. Inside a
+    transaction nothing is retried: BEGIN IMMEDIATE holds the write lock already."""
+
+    def _connect(self):
+        # A new connection's pragmas can meet a lock too (WAL recovery, a checkpoint).
+        return _patiently(super()._connect)  # type: ignore[misc]  # not in the stubs
+
+    def begin(self, lock_type=None):
+        _patiently(lambda: super(PatientSqliteDatabase, self).begin(lock_type))
+
+    def execute_sql(self, sql, params=None):
+        run = super().execute_sql
+        if self.in_transaction():
+            return run(sql, params)
+        return _patiently(lambda: run(sql, params))
+
+
+def _patiently(action):
+    deadline = time.monotonic() + LOCKED_PATIENCE_S
+    wait = 0.005
+    while True:
+        try:
+            return action()
+        except (peewee.OperationalError, sqlite3.OperationalError) as exc:  # _connect: raw
+            if "database is locked" not in str(exc) or time.monotonic() + wait > deadline:
+                raise
+            log.debug("SQLite is locked by another writer; trying again in %.3fs", wait)
+            time.sleep(wait * (0.5 + random.random()))
+            wait = min(wait * 2, 0.25)
 
 
 def _ensure_wal(path: str, attempts: int = 100) -> None:
@@ -77,10 +117,18 @@ def is_postgres() -> bool:
     return isinstance(db.obj, peewee.PostgresqlDatabase)
 
 
+_binding = threading.Lock()
+
+
 def ensure_bound() -> None:
-    """Bind the proxy from the environment if nothing has bound it yet (worker, clock)."""
-    if db.obj is None:
-        bind(current().database_url)
+    """Bind the proxy from the environment if nothing has bound it yet (worker, clock).
+    Once per process, whichever thread comes first: a second bind would swap the database
+    under the first thread's open connection context (peewee's proxy follows ``db.obj``)."""
+    if db.obj is not None:
+        return
+    with _binding:
+        if db.obj is None:
+            bind(current().database_url)
 
 
 DB_ERRORS = (peewee.OperationalError, peewee.InterfaceError)  # the database is unreachable

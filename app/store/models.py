@@ -218,6 +218,7 @@ class TaskTry(BaseModel):
     instance moves on to the next try."""
 
     task_instance = pw.ForeignKeyField(TaskInstance, backref="tries", on_delete="CASCADE")
+    task_instance_id: pw.IntegerField[int]  # typing only: the accessor peewee adds for the key
     try_number = pw.IntegerField()
     state = pw.CharField(max_length=20)
     started_at = pw.DateTimeField(null=True)

@@ -10,7 +10,7 @@ import socket
 import time
 
 from app.config import current
-from app.domain.outcomes import Outcome
+from app.domain.outcomes import STOPPED, Outcome
 from app.domain.states import TaskState
 from app.domain.timeutil import isoformat, utcnow
 from app.engine import environments, metrics, outcomes, slots
@@ -56,9 +56,10 @@ def run_try(ti_id: int, try_number: int) -> None:
         ti.state, ti.started_at, ti.worker = str(TaskState.RUNNING), now, WORKER_NAME
         try:
             job = build_job(ti, settings)
-        except DB_ERRORS:
+        except DB_ERRORS as exc:
             # Claimed, but the database went away before the function could start: that is
             # no fault of the function, so the try goes back without spending a retry.
+            log.warning("task instance %s try %s handed back: %s", ti_id, try_number, exc)
             discard_connection()
             retrying(lambda: _give_back_db_down(ti_id, try_number), settings.db_retry_s)
             return
@@ -74,7 +75,8 @@ def run_try(ti_id: int, try_number: int) -> None:
         outcome = failure if job is None else _run(job, ti, try_number, observer)
         outcome = _masked(outcome, observer.secret_values)
         if not outcome.ok:
-            observer.output(f"\n[brisa] try {try_number} failed: {outcome.error}\n")
+            ended = "" if outcome.error == STOPPED else "failed: "
+            observer.output(f"\n[brisa] try {try_number} {ended}{outcome.error}\n")
         record(ti, try_number, outcome, observer, settings.db_retry_s)
         retrying(lambda: slots.wake(gate), settings.db_retry_s)
 

@@ -78,6 +78,15 @@ def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
     return int(value)
 
 
+def flag_arg(name: str) -> bool:
+    """A true/false query parameter (absent: false); anything but true, false, 1 or 0 is a
+    422, so a typo never passes for false."""
+    value = request.args.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise Invalid([{"field": name, "message": "must be true or false"}])
+    return value in ("true", "1")
+
+
 def float_arg(name: str, high: float) -> float | None:
     value = request.args.get(name)
     if value is None:

@@ -3,15 +3,17 @@ secrets; their routes and their OpenAPI paths. A DAG's runs are in runs.py."""
 
 from flask import Blueprint, jsonify
 
-from app.engine import dags, serialize
+from app.engine import catalog, dags, serialize
 from app.store.models import DagRun
-from app.web.api.common import json_body, needs
+from app.web.api.common import flag_arg, json_body, needs
 from app.web.api.openapi_parts import (
     DAG_ID,
     JSON_BODY_ERRORS,
     NO_CONTENT,
+    boolean,
     operation,
     path_param,
+    query_param,
     ref,
     request_body,
     response,
@@ -78,13 +80,16 @@ def patch_dag(dag_id):
 @blueprint.delete("/dags/<dag_id>")
 @needs("admin")
 def delete_dag(dag_id):
-    dags.delete(dag_id)
+    catalog.delete_dag(dag_id, cancel=flag_arg("cancel"))
     return "", 204
 
 
 # OpenAPI --------------------------------------------------------------------------------
 
 DAG_TO_DELETE = path_param("dag_id", "a DAG's id", example="words")
+CANCEL_FIRST = query_param(
+    "cancel", "true: cancel the runs in flight and wait for their tries to stop", boolean()
+)
 
 
 def paths() -> dict:
@@ -161,11 +166,13 @@ def _dag_item() -> dict:
         ),
         "delete": operation(
             "deleteDag",
-            "Delete a DAG with its versions, runs and logs",
+            "Delete a DAG with its versions, runs, task instances, tries and logs (its"
+            " functions stay); 409 naming its runs in flight, unless cancel=true cancels them"
+            " and waits for their tries to stop first",
             "dags",
             NO_CONTENT,
             role="admin",
-            params=[DAG_TO_DELETE],
-            error_codes=(404,),
+            params=[DAG_TO_DELETE, CANCEL_FIRST],
+            error_codes=(404, 409, 422),
         ),
     }

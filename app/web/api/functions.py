@@ -9,12 +9,13 @@ from app.domain.errors import Invalid
 from app.engine import catalog, functions, runs, serialize
 from app.store.models import FunctionVersion
 from app.store.transitions import RUN_FINISHED
-from app.web.api.common import float_arg, json_body, needs
+from app.web.api.common import flag_arg, float_arg, json_body, needs
 from app.web.api.openapi_parts import (
     ANY,
     JSON_BODY_ERRORS,
     NO_CONTENT,
     OPTIONAL_BODY_ERRORS,
+    boolean,
     header_param,
     integer,
     number,
@@ -68,7 +69,7 @@ def get_function_version(name, number):
 @blueprint.delete("/functions/<name>")
 @needs("admin")
 def delete_function(name):
-    catalog.delete_function(name)
+    catalog.delete_function(name, cancel=flag_arg("cancel"))
     return "", 204
 
 
@@ -152,12 +153,21 @@ def _function_paths() -> dict:
             ),
             "delete": operation(
                 "deleteFunction",
-                "Delete a function; 409 while a DAG uses it",
+                "Delete a function with its versions and its invoke runs (task instances,"
+                " tries, logs); 409 while a DAG uses it, or naming the runs using it that are"
+                " in flight, unless cancel=true cancels them and waits for their tries first",
                 "functions",
                 NO_CONTENT,
                 role="admin",
-                params=[FUNCTION_NAME],
-                error_codes=(404, 409),
+                params=[
+                    FUNCTION_NAME,
+                    query_param(
+                        "cancel",
+                        "true: cancel the runs in flight and wait for their tries to stop",
+                        boolean(),
+                    ),
+                ],
+                error_codes=(404, 409, 422),
             ),
         },
         "/api/v1/functions/{name}/versions/{number}": {

@@ -89,6 +89,7 @@ def test_delete_removes_the_dag_and_its_runs(client, admin):
     deploy_source(client, admin, "f", SOURCE)
     client.post("/api/v1/dags", json=spec(), headers=admin)
     run = client.post("/api/v1/dags/d/runs", json={}, headers=admin).get_json()
-    assert client.delete("/api/v1/dags/d", headers=admin).status_code == 204
+    assert client.delete("/api/v1/dags/d", headers=admin).status_code == 409  # run in flight
+    assert client.delete("/api/v1/dags/d?cancel=true", headers=admin).status_code == 204
     assert client.get("/api/v1/dags/d", headers=admin).status_code == 404
     assert client.get(f"/api/v1/runs/{run['run_id']}", headers=admin).status_code == 404
