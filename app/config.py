@@ -14,10 +14,10 @@ default without SECRET_KEY, the key kept in ``var/secret_key`` is made on the fi
 ``Settings.secret_key``, not when the settings are read.
 
 A few variables belong to a process's command line and are read there, not here: gunicorn's
-``WEB_CONCURRENCY`` and ``BRISA_WEB_THREADS`` (infra/gunicorn.conf.py), the worker's
-``BRISA_WORKER_THREADS`` and ``BRISA_SHUTDOWN_TIMEOUT`` (Procfile), ``BRISA_LOG_JSON``
-(app/log_setup.py), ``BRISA_SECURE_COOKIES`` (app/web/__init__.py); and the CLI's
-``BRISA_URL`` and ``BRISA_TOKEN``.
+``WEB_CONCURRENCY``, ``BRISA_WEB_THREADS`` and ``BRISA_BIND`` (infra/gunicorn.conf.py), the
+worker's ``BRISA_WORKER_THREADS`` and ``BRISA_SHUTDOWN_TIMEOUT`` (Procfile),
+``BRISA_LOG_LEVEL`` and ``BRISA_LOG_JSON`` (app/log_setup.py), ``BRISA_SECURE_COOKIES``
+(app/web/__init__.py); and the CLI's ``BRISA_URL`` and ``BRISA_TOKEN``.
 """
 
 import functools

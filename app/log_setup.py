@@ -1,4 +1,6 @@
-"""Structured logs: with BRISA_LOG_JSON=1, every log line is one JSON object."""
+"""Log levels and structured logs: BRISA_LOG_LEVEL (debug, info, warning, error; unset: as the
+process set it up, info) is the level of the root logger; with BRISA_LOG_JSON=1, every log
+line is one JSON object."""
 
 import json
 import logging
@@ -26,8 +28,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure() -> None:
-    """Put the JSON formatter on the handlers that exist (call after the process — gunicorn,
-    huey's consumer — has set up its own logging)."""
+    """Set BRISA_LOG_LEVEL, and put the JSON formatter on the handlers that exist (call after
+    the process — gunicorn, huey's consumer — has set up its own logging)."""
+    level = os.environ.get("BRISA_LOG_LEVEL")
+    if level:
+        logging.getLogger().setLevel(level.upper())
     if os.environ.get("BRISA_LOG_JSON") != "1":
         return
     formatter = JsonFormatter()

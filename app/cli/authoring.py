@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from app.cli.errors import CliError
 from app.domain import strict_json
 
 TASK_OPTIONS = frozenset(
@@ -59,8 +60,8 @@ _building: list["DAG"] = []  # the DAGs whose definitions are running, innermost
 _created: list["DAG"] | None = None  # while `collect` runs a file: the DAGs it defines
 
 
-class AuthoringError(Exception):
-    """A DAG file is wrong: the message names the file and says what to fix."""
+class AuthoringError(CliError):
+    """A file to deploy is wrong: the message names the file and says what to fix."""
 
 
 def _check_options(given: dict, allowed: frozenset, what: str) -> None:
@@ -299,12 +300,11 @@ class Bundle:
 def collect(path: Path) -> Bundle:
     """A ``.py`` file is a function named after the file (handler ``handler``), or, if it
     imports this module, a DAG file; a ``.json`` file is a DAG spec. A folder holds such
-    files, in subfolders too; names starting with ``_`` or ``.`` are left out."""
-    if not path.exists():
-        raise AuthoringError(f"no such file or folder: {path}")
+    files, in subfolders too; names starting with ``_`` or ``.`` are left out.
+    AuthoringError for a path that holds none, or a file that cannot be read or loaded."""
     bundle = Bundle()
     for file in _files(path):
-        source = file.read_text()
+        source = _read(file)
         if file.suffix == ".json":
             spec = _read_spec(file, source)
             bundle.add("dag", spec["dag_id"], spec, file)
@@ -316,6 +316,14 @@ def collect(path: Path) -> Bundle:
         else:
             bundle.add("function", file.stem, _plain_function(file, source), file)
     return bundle
+
+
+def _read(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise AuthoringError(f"{file}: cannot be read: {reason}") from None
 
 
 def _plain_function(file: Path, source: str) -> dict:
@@ -331,7 +339,7 @@ def _plain_function(file: Path, source: str) -> dict:
 def read_requirements(listing: Path) -> list[str]:
     """The requirements of a requirements file; AuthoringError for a pip option line."""
     requirements = []
-    for number, line in enumerate(listing.read_text().splitlines(), 1):
+    for number, line in enumerate(_read(listing).splitlines(), 1):
         text = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
         if text.startswith("-"):
             raise AuthoringError(
@@ -344,15 +352,26 @@ def read_requirements(listing: Path) -> list[str]:
 
 
 def _files(path: Path) -> list[Path]:
+    """The files to deploy at ``path``; AuthoringError if there are none."""
+    if not path.exists():
+        raise AuthoringError(f"no such file or folder: {path}")
     if path.is_file():
+        if path.suffix not in (".py", ".json"):
+            raise AuthoringError(f"{path}: deploy takes .py and .json files, or a folder")
         return [path]
-    return sorted(
-        file
-        for file in path.rglob("*")
-        if file.suffix in (".py", ".json")
-        and file.is_file()
-        and not any(part.startswith(("_", ".")) for part in file.relative_to(path).parts)
-    )
+    try:
+        files = sorted(
+            file
+            for file in path.rglob("*")
+            if file.suffix in (".py", ".json")
+            and file.is_file()
+            and not any(part.startswith(("_", ".")) for part in file.relative_to(path).parts)
+        )
+    except OSError as exc:
+        raise AuthoringError(f"{exc.filename or path}: cannot be read: {exc.strerror}") from None
+    if not files:
+        raise AuthoringError(f"nothing to deploy in {path}: it holds no .py or .json file")
+    return files
 
 
 def _read_spec(file: Path, source: str) -> dict:

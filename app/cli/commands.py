@@ -1,9 +1,12 @@
 """``python -m app``: Brisa's command line.
 
 The operator commands (migrate, token, prune, dev, and deploy --local) work on the database
-this process is configured with. The others talk to a Brisa over HTTP, at ``BRISA_URL`` with
-the token in ``BRISA_TOKEN``, so they work the same against a laptop and a production
-deployment. Exit codes: 0 ok, 1 failed (an API error, a run that failed), 2 a usage error.
+this process is configured with (app/cli/local_db.py: only migrate creates it). The others
+talk to a Brisa over HTTP, at ``BRISA_URL`` with the token in ``BRISA_TOKEN``, so they work
+the same against a laptop and a production deployment. Every failure is one line on stderr
+saying what to do (app/cli/errors.py), never a traceback. Exit codes: 0 ok, 1 failed (the
+server, the database, a file, a run that failed), 2 a usage error (arguments or environment
+variables), 130 interrupted.
 """
 
 import argparse
@@ -11,58 +14,54 @@ import json
 import os
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
-from app.cli import authoring, deploy_plan
-from app.cli.client import ApiError, Client, default_url
-from app.cli.terminal import Terminal, duration, timestamp
+from app.cli import authoring, deploy_plan, local_db
+from app.cli.client import Client, default_url
+from app.cli.errors import CliError, Interrupted
+from app.cli.terminal import Terminal, duration, shown_json, timestamp
 from app.domain import strict_json
 from app.domain.errors import BrisaError
+from app.domain.states import RUN_FINISHED, TASK_FINISHED, TaskState
 from app.domain.timeutil import utcnow
 from app.engine import auth, retention
-from app.store import db, migrations
+from app.store import migrations
 
-RUN_FINISHED = frozenset({"success", "failed", "cancelled"})
-TASK_FINISHED = frozenset({"success", "failed", "upstream_failed", "skipped", "cancelled"})
-TASK_OK = frozenset({"success", "skipped"})
+TASK_OK = frozenset({TaskState.SUCCESS, TaskState.SKIPPED})
 POLL_S = 0.3
-
-
-class CommandFailed(Exception):
-    """A command that could not do its job: ``message`` to show, with optional ``details``."""
-
-    def __init__(self, message: str, details=None):
-        super().__init__(message)
-        self.message = message
-        self.details = details
+RESULT_WIDTH = 60  # characters of a task's result JSON a run's table shows
 
 
 def main(argv=None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # a usage error exits 2 here, in one line
     if getattr(args, "local", False) and (args.url or args.token):
         parser.error("deploy --local writes to DATABASE_URL: --url and --token are for HTTP")
     try:
         return args.handler(args)
-    except (ApiError, BrisaError, CommandFailed, deploy_plan.DeployFailed) as exc:
-        _print_error(exc.message, exc.details)
-        return 1
-    except authoring.AuthoringError as exc:
-        _print_error(str(exc), None)
-        return 1
+    except (CliError, BrisaError) as exc:
+        _print_error(exc)
+        return getattr(exc, "exit_code", 1)
     except KeyboardInterrupt:
-        return 130
+        print("interrupted", file=sys.stderr)
+        return Interrupted.exit_code
     except BrokenPipeError:  # `... | head`: stop quietly, and quiet the exit's own flush
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 
-def _print_error(message: str, details) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    for detail in details if isinstance(details, list) else []:
-        if isinstance(detail, dict):
-            print(f"  {detail.get('field') or '(body)'}: {detail.get('message')}", file=sys.stderr)
+def _print_error(exc: CliError | BrisaError) -> None:
+    """One line; then a line per problem the API listed, unless the line already says each."""
+    kind = "interrupted" if isinstance(exc, Interrupted) else "error"
+    print(f"{kind}: {exc.message}", file=sys.stderr)
+    details = exc.details if isinstance(exc.details, list) else []
+    problems = [
+        f"{d.get('field') or '(body)'}: {d.get('message')}" for d in details if isinstance(d, dict)
+    ]
+    if not all(problem in exc.message for problem in problems):
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
 
 
 # Deploy --------------------------------------------------------------------------------
@@ -78,11 +77,16 @@ def cmd_deploy(args) -> int:
     return term.emit(outcome, lambda _outcome: None)
 
 
+@contextmanager
 def _deploy_target(args):
     """--local: this process's database, while the deploy runs; otherwise Brisa's API."""
     if args.local:
-        return deploy_plan.local_target()
-    return nullcontext(deploy_plan.Remote(_client(args)))
+        with deploy_plan.local_target() as target:
+            yield target
+        return
+    client = _client(args)
+    with answers_of(client):
+        yield deploy_plan.Remote(client)
 
 
 # DAGs ----------------------------------------------------------------------------------
@@ -158,33 +162,51 @@ def _render_run(run: dict, term: Terminal) -> None:
     version = f" v{run['dag_version']}" if run["dag_version"] else ""
     state = term.paint(run["state"], run["state"])
     term.line(f"run {run['run_id']}  {what}{version}  {run['run_type']}  {state}")
-    conf = "-" if run["conf"] is None else json.dumps(run["conf"])
+    conf = "-" if run["conf"] is None else shown_json(run["conf"])
     term.line(f"logical date {timestamp(run['logical_date'])}  conf {conf}")
     rows = [
         [t["task_id"], t["state"], f"{t['try_number']}/{t['max_tries']}"]
-        + [f"{t['function']} v{t['function_version']}", duration(t["duration"]), t["error"]]
+        + [f"{t['function']} v{t['function_version']}", duration(t["duration"])]
+        + [_result(t["result"]), t["error"]]
         for t in run["tasks"]
     ]
-    term.table(["TASK", "STATE", "TRY", "FUNCTION", "DURATION", "ERROR"], rows)
+    term.table(["TASK", "STATE", "TRY", "FUNCTION", "DURATION", "RESULT", "ERROR"], rows)
+
+
+def _result(result) -> str | None:
+    """A task's result as JSON, non-ASCII as text, cut to RESULT_WIDTH characters."""
+    if result is None:
+        return None
+    text = shown_json(result)
+    return text if len(text) <= RESULT_WIDTH else text[: RESULT_WIDTH - 3] + "..."
 
 
 def wait_for_run(client: Client, term: Terminal, run_id: int, timeout: float) -> dict:
-    """Poll the run until it finishes, showing its task states as they change."""
+    """Poll the run until it finishes, showing its task states as they change. CliError
+    when ``timeout`` seconds pass first; Interrupted on Ctrl-C (the run goes on)."""
     deadline = time.monotonic() + timeout
-    while True:
-        run = client.get(f"/runs/{run_id}")
-        counts: dict[str, int] = {}
-        for task in run["tasks"]:
-            counts[task["state"]] = counts.get(task["state"], 0) + 1
-        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-        term.progress(f"run {run_id} {run['state']}: {summary}")
-        if run["state"] in RUN_FINISHED:
-            term.end_progress()
-            return run
-        if time.monotonic() > deadline:
-            term.end_progress()
-            raise CommandFailed(f"run {run_id} is still {run['state']}; stopped waiting")
-        time.sleep(POLL_S)
+    again = f"`python -m app runs show {run_id} --wait` waits again"
+    try:
+        while True:
+            run = client.get(f"/runs/{run_id}")
+            term.progress(f"run {run_id} {run['state']}: {_task_counts(run)}")
+            if run["state"] in RUN_FINISHED:
+                return run
+            if time.monotonic() > deadline:
+                raise CliError(f"run {run_id} is still {run['state']}; stopped waiting ({again})")
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped waiting; run {run_id} goes on ({again})") from None
+    finally:
+        term.end_progress()
+
+
+def _task_counts(run: dict) -> str:
+    """1 running, 3 success: how many of the run's tasks are in each state."""
+    counts: dict[str, int] = {}
+    for task in run["tasks"]:
+        counts[task["state"]] = counts.get(task["state"], 0) + 1
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
 def _finish(run: dict, term: Terminal) -> int:
@@ -280,7 +302,7 @@ def cmd_functions_show(args, client: Client, term: Terminal) -> int:
 def cmd_invoke(args, client: Client, term: Terminal) -> int:
     """Run a function now; wait up to --wait seconds for its result (exit 1 if it failed)."""
     server_wait = min(args.wait, 60)  # the API waits at most 60 s; the rest is polled
-    run = client.post(f"/functions/{args.name}/invoke", args.data, wait=server_wait or None)
+    run = client.post(f"/functions/{args.name}/invoke", args.conf, wait=server_wait or None)
     if run["state"] not in RUN_FINISHED:
         if not args.wait:
             message = f"run {run['run_id']} of {args.name}: {run['state']} ({run['url']})"
@@ -288,23 +310,23 @@ def cmd_invoke(args, client: Client, term: Terminal) -> int:
         run = wait_for_run(client, term, run["run_id"], args.wait - server_wait)
     task = run["tasks"][0]
     if term.as_json:
-        term.line(json.dumps(run, indent=2))
+        term.line(shown_json(run, indent=2))
     elif run["state"] == "success":
-        term.line(json.dumps(task["result"]))
+        term.line(shown_json(task["result"]))
     if run["state"] != "success":
-        raise CommandFailed(f"run {run['run_id']} {run['state']}: {task['error']}")
+        raise CliError(f"run {run['run_id']} {run['state']}: {task['error']}")
     return 0
 
 
 # Operator commands: this process's database --------------------------------------------
 
 
-def _local(command):
-    """Run ``command(args)`` bound to the configured database."""
+def _local(command, creates: bool = False):
+    """Run ``command(args)`` on this process's database, which it must find migrated unless
+    it ``creates`` it (app/cli/local_db.py)."""
 
     def run(args) -> int:
-        db.ensure_bound()
-        with db.db.connection_context():
+        with local_db.connected(creates):
             return command(args)
 
     return run
@@ -340,10 +362,10 @@ def cmd_prune(args) -> int:
     return 0
 
 
-def cmd_dev(_args) -> int:
+def cmd_dev(args) -> int:
     from app.cli import devserver
 
-    return devserver.main()
+    return devserver.main(args.verbose)
 
 
 # The parser ----------------------------------------------------------------------------
@@ -351,16 +373,34 @@ def cmd_dev(_args) -> int:
 
 def _client(args) -> Client:
     """BRISA_URL and BRISA_TOKEN, or --url and --token."""
-    return Client(args.url or default_url(), args.token or os.environ.get("BRISA_TOKEN"))
+    source = "--url" if args.url else "BRISA_URL" if os.environ.get("BRISA_URL") else "PORT"
+    token = args.token or os.environ.get("BRISA_TOKEN")
+    return Client(args.url or default_url(), token, source=source)
 
 
 def _remote(command):
     """Run ``command(args, client, terminal)`` against Brisa's API."""
 
     def run(args) -> int:
-        return command(args, _client(args), Terminal(args.json))
+        client = _client(args)
+        with answers_of(client):
+            return command(args, client, Terminal(args.json))
 
     return run
+
+
+@contextmanager
+def answers_of(client: Client):
+    """An answer without a field the command reads is not from a Brisa of this version: say
+    so, rather than fail on the missing key."""
+    try:
+        yield
+    except (LookupError, TypeError) as exc:
+        missing = f" (no {exc})" if isinstance(exc, KeyError) else ""
+        raise CliError(
+            f"{client.url} answered, but not as Brisa's API does{missing}: is BRISA_URL the "
+            "address of a Brisa of this version?"
+        ) from None
 
 
 def _json_value(text: str):
@@ -465,7 +505,7 @@ FUNCTION_COMMANDS = {
         "run a function now and print its result (exit 1 if it fails)",
         [
             arg("name", help="the function's name"),
-            arg("--data", type=_json_value, metavar="JSON", help="the event's conf"),
+            arg("--conf", type=_json_value, metavar="JSON", help="the run's conf (the event's)"),
             arg(
                 "--wait",
                 type=float,
@@ -492,9 +532,20 @@ Most commands talk to a Brisa over HTTP:
   BRISA_URL    its address (default http://127.0.0.1:$PORT, $PORT defaulting to 8000)
   BRISA_TOKEN  an API token (python -m app token create --role admin)
 migrate, token, prune, dev and deploy --local work on this process's database instead
-(DATABASE_URL, else the embedded default under BRISA_VAR_DIR).
-Exit codes: 0 ok, 1 failed (an API error, a failed run), 2 a usage error.
+(DATABASE_URL, else the embedded default under BRISA_VAR_DIR); only migrate creates it.
+Exit codes: 0 ok, 1 failed (the server, the database, a file, a failed run), 2 a usage
+error (arguments or environment variables), 130 interrupted.
 Colour only on a terminal, and never with NO_COLOR set."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line that names the command's --help."""
+
+    def error(self, message: str):
+        if "required: COMMAND" in message:
+            choices = next(a.choices for a in self._actions if a.dest.endswith("command"))
+            message = f"a command is needed: one of {', '.join(choices)}"
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _connection_options() -> argparse.ArgumentParser:
@@ -522,7 +573,7 @@ def _add_group(subparsers, name: str, help_text: str, commands: dict, remote) ->
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m app",
         description="Brisa: deploy functions and DAGs, run and watch them.",
         epilog=EPILOG,
@@ -559,7 +610,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_operator_commands(commands) -> None:
-    _add(commands, "migrate", _local(cmd_migrate), "create or upgrade the schema (release)", [])
+    _add(
+        commands,
+        "migrate",
+        _local(cmd_migrate, creates=True),
+        "create or upgrade the schema (release)",
+        [],
+    )
     token = commands.add_parser("token", help="create, list and revoke API tokens")
     token.description = "API tokens, in this process's database (DATABASE_URL)"
     members = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
@@ -597,4 +654,11 @@ def _add_operator_commands(commands) -> None:
             arg("--batch", type=int, default=500, help="runs deleted per transaction"),
         ],
     )
-    _add(commands, "dev", cmd_dev, "run release, web, worker and clock together (make run)", [])
+    _add(
+        commands,
+        "dev",
+        cmd_dev,
+        "run release, web, worker and clock together (make run); shows a line per finished "
+        "run and per failed try, and the processes' warnings and errors",
+        [arg("--verbose", action="store_true", help="every line the processes log (INFO)")],
+    )

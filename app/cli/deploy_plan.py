@@ -15,26 +15,20 @@ import hashlib
 import json
 from contextlib import contextmanager
 
-from app.cli import authoring
+from app.cli import authoring, local_db
 from app.cli.client import ApiError, Client
+from app.cli.errors import CliError
 from app.cli.terminal import Terminal
-from app.config import current
 from app.domain import dagspec
 from app.domain.errors import BrisaError
 from app.engine import audit, dags, environments, functions, serialize
-from app.store import db, migrations
 from app.store.models import Function, FunctionVersion
 
 MARKS = {"new": "+", "changed": "~", "unchanged": "="}
 
 
-class DeployFailed(Exception):
+class DeployFailed(CliError):
     """A deploy that stopped: ``message`` to show, ``details`` as the API lists problems."""
-
-    def __init__(self, message: str, details=None):
-        super().__init__(message)
-        self.message = message
-        self.details = details
 
 
 # Where to deploy -----------------------------------------------------------------------
@@ -102,16 +96,10 @@ class Local:
 @contextmanager
 def local_target():
     """A `Local` target, connected to this process's database while the block runs; its
-    schema must be current (the release step, ``python -m app migrate``, runs first)."""
-    db.ensure_bound()
-    with db.db.connection_context():
-        version = migrations.current_version()
-        if version is None or version < migrations.LATEST:
-            raise DeployFailed(
-                f"the database's schema is at version {version}, not {migrations.LATEST}: "
-                "run `python -m app migrate` (the release step) first"
-            )
-        yield Local(current())
+    schema must be current (the release step, ``python -m app migrate``, runs first):
+    CliError otherwise (app/cli/local_db.py)."""
+    with local_db.connected() as settings:
+        yield Local(settings)
 
 
 # The plan ------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ COLOURS = {  # ANSI codes by state (runs, tasks), deploy status, and yes for PAU
     "changed": "33",
     "unchanged": "2",
     "yes": "33",
+    "warning": "33",  # the dev server's lines by log level
+    "error": "31",
 }
 PAINTED_COLUMNS = ("STATE", "PAUSED")
 
@@ -43,7 +45,7 @@ class Terminal:
     def emit(self, data, render) -> int:
         """``--json``: the API's answer as is; otherwise ``render(data)``."""
         if self.as_json:
-            self.line(json.dumps(data, indent=2))
+            self.line(shown_json(data, indent=2))
         else:
             render(data)
         return 0
@@ -72,6 +74,12 @@ class Terminal:
         if self.live and self._progress:
             sys.stderr.write("\n")
         self._progress = ""
+
+
+def shown_json(value, indent: int | None = None) -> str:
+    """JSON for people: non-ASCII as text, not \\u escapes, unless stdout cannot encode it."""
+    utf = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").startswith("utf")
+    return json.dumps(value, indent=indent, ensure_ascii=not utf)
 
 
 def cell(value) -> str:

@@ -203,8 +203,10 @@ def test_functions_list_and_invoke(deployed):
     hello = next(line for line in listing if line.startswith("hello "))
     assert hello.split()[:4] == ["hello", "1", "python", "handler"]
     assert hello[listing[0].index("VERSION")] == "1"  # aligned under its header
-    result = cli(deployed, "functions", "invoke", "hello", "--data", '{"name": "cli"}').stdout
+    result = cli(deployed, "functions", "invoke", "hello", "--conf", '{"name": "cli"}').stdout
     assert json.loads(result) == {"greeting": "hello, cli", "length": 3}
+    zoe = cli(deployed, "functions", "invoke", "hello", "--conf", '{"name": "Zoë"}').stdout
+    assert zoe == '{"greeting": "hello, Zoë", "length": 3}\n'  # text, not \\u escapes
     failed = cli(deployed, "functions", "invoke", "fail_on_purpose", check=False)
     assert failed.returncode == 1 and "this task fails on purpose" in failed.stderr
 
@@ -262,18 +264,50 @@ BAD = "def handler(event, context):\n    raise ValueError('no')\n"
 OK = "def handler(event, context):\n    return 1\n"
 
 
+def test_runs_show_and_wait_print_each_tasks_result_and_text_as_text(deployed):
+    conf = '{"name": "Zoë 🌬"}'
+    done = cli(deployed, "dags", "trigger", "example_pipeline", "--conf", conf, "--wait").stdout
+    run_id = done.split()[1]
+    shown = cli(deployed, "runs", "show", run_id).stdout
+    for output in (done, shown):
+        lines = output.splitlines()
+        assert lines[1].endswith(f"conf {conf}")
+        assert lines[2].split() == "TASK STATE TRY FUNCTION DURATION RESULT ERROR".split()
+        hello = next(line for line in lines if line.startswith("hello "))
+        assert '{"greeting": "hello, Zoë 🌬", "length": 5}' in hello
+        summarise = next(line for line in lines if line.startswith("summarise "))
+        assert '{"total": 25, "parts": {"double": 10, "triple": 15}}' in summarise
+    as_json = cli(deployed, "runs", "show", run_id, "--json").stdout
+    assert '"name": "Zoë 🌬"' in as_json and json.loads(as_json)["conf"] == {"name": "Zoë 🌬"}
+
+
 def test_errors_say_what_to_fix(deployed):
     viewer = api(deployed, "POST", "/tokens", json={"role": "viewer"})["token"]
-    denied = cli(deployed, "dags", "pause", "example_pipeline", token=viewer, check=False)
-    assert denied.returncode == 1 and "role is too low" in denied.stderr
-    refused = cli(deployed, "dags", "list", token="brisa_wrong", check=False)
-    assert refused.returncode == 1 and "token was refused" in refused.stderr
-    missing = cli(deployed, "dags", "list", token="", check=False)
-    assert missing.returncode == 1 and "no token: set BRISA_TOKEN" in missing.stderr
-    unknown = cli(deployed, "runs", "show", "999999", check=False)
-    assert unknown.returncode == 1 and "no run 999999" in unknown.stderr
+    finished = cli(deployed, "dags", "trigger", "example_pipeline", "--wait").stdout.split()[1]
+    for args, token, says in [
+        (["dags", "pause", "example_pipeline"], viewer, "the token's role is too low"),  # 403
+        (["dags", "list"], "brisa_wrong", "the token was refused"),  # 401
+        (["dags", "list"], "", "no token: set BRISA_TOKEN"),  # 401
+        (["runs", "show", "999999"], ADMIN_TOKEN, "no run 999999"),  # 404
+        (["dags", "trigger", "nope"], ADMIN_TOKEN, "no DAG 'nope'"),  # 404
+        (["runs", "cancel", finished], ADMIN_TOKEN, "only a queued or running run"),  # 409
+        (
+            ["dags", "trigger", "example_pipeline", "--logical-date", "soon"],
+            ADMIN_TOKEN,
+            "logical_date: must be",
+        ),
+        (["functions", "invoke", "nope"], ADMIN_TOKEN, "nope"),
+    ]:
+        done = cli(deployed, *args, token=token, check=False)
+        assert done.returncode == 1, args
+        assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+        assert says in done.stderr, done.stderr
     down = cli(f"http://127.0.0.1:{free_port()}", "dags", "list", check=False)
     assert down.returncode == 1 and "cannot reach Brisa at http://127.0.0.1:" in down.stderr
+    html = cli(f"{deployed}/ui", "dags", "list", check=False)  # the UI's address, not the root
+    assert html.returncode == 1 and "has no such API path (HTTP 404)" in html.stderr
+    pasted = cli(f"{deployed}/api/v1", "dags", "list")  # the API's own prefix: taken off
+    assert pasted.stdout.startswith("DAG ")
 
 
 def test_an_invalid_spec_is_refused_before_anything_is_deployed(deployed, tmp_path):

@@ -6,14 +6,24 @@ tests/e2e/test_cli.py."""
 import argparse
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from app.cli import commands as brisa_cli
-from tests.conftest import FUNCTIONS_DIR, edited_examples
+from app.store import migrations
+from tests.conftest import (
+    FUNCTIONS_DIR,
+    POSTGRES_URL,
+    backend_env,
+    edited_examples,
+    require_postgres,
+    reset_postgres,
+)
 from tests.system import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -81,25 +91,39 @@ def test_every_command_has_help(capsys):
         ["dags"],
         ["dags", "trigger"],
         ["dags", "trigger", "x", "--conf", "{not json"],
+        ["dags", "trigger", "x", "--conf", "NaN"],
+        ["functions", "invoke", "f", "--conf", "[1,"],
+        ["functions", "invoke", "f", "--data", "{}"],  # the old name: --conf, as trigger
         ["runs", "show", "not-a-number"],
         ["runs", "mark", "1", "a", "maybe"],
         ["prune", "--older-than", "soon"],
+        ["token", "create", "--role", "root"],
+        ["deploy", "functions", "--local", "--url", "http://example.com"],
     ],
 )
-def test_a_usage_error_exits_2(args, capsys):
+def test_a_usage_error_is_one_line_naming_the_help_and_exits_2(args, capsys):
     with pytest.raises(SystemExit) as exited:
         brisa_cli.main(args)
     assert exited.value.code == 2
-    assert "usage:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and err.endswith(" --help)\n")
+    assert "Traceback" not in err
+
+
+def test_no_command_names_the_commands(capsys):
+    with pytest.raises(SystemExit):
+        brisa_cli.main(["runs"])
+    err = capsys.readouterr().err
+    assert err.startswith("error: a command is needed: one of list, show, logs")
 
 
 def test_an_unreachable_server_is_named(monkeypatch, capsys):
     url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("BRISA_URL", url)
     assert brisa_cli.main(["dags", "list"]) == 1
-    assert (
-        capsys.readouterr().err
-        == f"error: cannot reach Brisa at {url}: [Errno 111] Connection refused\n"
+    assert capsys.readouterr().err == (
+        f"error: cannot reach Brisa at {url}: Connection refused "
+        "(is it running? `make run` starts one)\n"
     )
 
 
@@ -122,6 +146,38 @@ def test_a_broken_dag_file_fails_before_any_request(tmp_path, monkeypatch, capsy
     assert f"{path}: line 4: NameError" in err and "cannot reach" not in err
     assert brisa_cli.main(["deploy", str(tmp_path / "missing")]) == 1
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def bad_paths(tmp_path: Path) -> dict:
+    """A path to deploy for each way a file or folder can be wrong -> what the error says."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "latin1.py").write_bytes(b"# caf\xe9\ndef handler(event, context):\n    pass\n")
+    (tmp_path / "spec.json").write_text('{"dag_id": "x", "tasks": [}')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "opts").mkdir()
+    (tmp_path / "opts" / "f.py").write_text("def handler(event, context):\n    return 1\n")
+    (tmp_path / "opts" / "f.requirements.txt").write_text("--index-url http://x\n")
+    return {
+        tmp_path / "missing": "no such file or folder",
+        tmp_path / "empty": "nothing to deploy in",
+        tmp_path / "notes.txt": "deploy takes .py and .json files",
+        tmp_path / "latin1.py": "cannot be read: not UTF-8 text",
+        tmp_path / "spec.json": "malformed JSON",
+        tmp_path / "list.json": "a DAG spec is a JSON object with a dag_id",
+        tmp_path / "opts": "pip options (--index-url) are not supported",
+    }
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["http", "local"])
+def test_a_bad_path_to_deploy_is_one_line_before_any_request(tmp_path, monkeypatch, capsys, local):
+    monkeypatch.setenv("BRISA_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
+    monkeypatch.setenv("BRISA_VAR_DIR", str(tmp_path / "var"))  # no database either
+    for path, reason in bad_paths(tmp_path).items():
+        assert brisa_cli.main(["deploy", str(path)] + ["--local"] * local) == 1, path
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and reason in err, err
+    assert not (tmp_path / "var").exists()
 
 
 def deployed_versions(client, admin) -> dict:
@@ -186,3 +242,99 @@ def test_deploy_local_needs_a_migrated_database_and_no_http_options(tmp_path):
         [*args, "--url", "http://example.com"], env=env, capture_output=True, text=True, timeout=60
     )
     assert both.returncode == 2 and "--url and --token are for HTTP" in both.stderr
+
+
+# The local commands' failures: each one line, the right exit code, nothing left behind ---
+
+LOCAL_COMMANDS = [
+    ["token", "list"],
+    ["token", "create", "--role", "admin"],
+    ["token", "revoke", "1"],
+    ["prune", "--older-than", "30d"],
+    ["deploy", "--local", str(FUNCTIONS_DIR)],
+    ["deploy", "--local", str(FUNCTIONS_DIR), "--dry-run"],
+]
+
+
+def command_id(args) -> str:
+    return " ".join(word for word in args if not word.startswith("/"))
+
+
+def brisa(env_changes: dict, *args):
+    """``python -m app ARGS`` with none of this process's Brisa settings but ``env_changes``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRISA_", "DATABASE_U"))}
+    env = {k: v for k, v in env.items() if k not in ("REDIS_URL", "REDIS_TLS_URL", "PORT")}
+    env.update(PYTHONPATH=str(ROOT), **env_changes)
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def assert_one_line(done, exit_code: int, *phrases: str) -> None:
+    assert done.returncode == exit_code, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    for phrase in phrases:
+        assert phrase in done.stderr
+
+
+@pytest.mark.parametrize("args", LOCAL_COMMANDS, ids=command_id)
+def test_without_a_database_a_local_command_says_migrate_and_creates_nothing(args, tmp_path):
+    var = tmp_path / "var"
+    done = brisa({"BRISA_VAR_DIR": str(var)}, *args)
+    assert_one_line(done, 1, f"no database at {var / 'brisa.db'}", "run `python -m app migrate`")
+    assert not var.exists()
+
+
+@pytest.mark.parametrize("backend_name", ["embedded", "postgres"])
+@pytest.mark.parametrize("args", LOCAL_COMMANDS, ids=command_id)
+def test_on_an_unmigrated_database_a_local_command_says_migrate(args, backend_name, tmp_path):
+    var = tmp_path / "var"
+    env = backend_env(backend_name, var)
+    if backend_name == "postgres":
+        require_postgres()
+        reset_postgres(POSTGRES_URL)  # a database with no tables
+    else:
+        var.mkdir()
+        sqlite3.connect(var / "brisa.db").close()  # a file with no tables
+    done = brisa(env, *args)
+    assert_one_line(done, 1, "has no schema", "run `python -m app migrate`")
+
+
+def test_a_schema_newer_than_the_code_says_upgrade(tmp_path):
+    env = {"BRISA_VAR_DIR": str(tmp_path / "var")}
+    assert brisa(env, "migrate").returncode == 0
+    with closing(sqlite3.connect(tmp_path / "var" / "brisa.db")) as database, database:
+        database.execute("UPDATE schema_version SET version = version + 1")
+    done = brisa(env, "token", "list")
+    assert_one_line(done, 1, f"newer than this Brisa's {migrations.LATEST}: upgrade Brisa")
+
+
+@pytest.mark.parametrize("args", [["migrate"], *LOCAL_COMMANDS], ids=command_id)
+def test_an_unreachable_postgres_is_one_line_without_its_password(args, tmp_path):
+    url = f"postgresql://brisa:s3cret@127.0.0.1:{free_port()}/brisa"
+    done = brisa({"DATABASE_URL": url, "BRISA_VAR_DIR": str(tmp_path / "var")}, *args)
+    assert_one_line(done, 1, "cannot open the database at postgresql://brisa:***@127.0.0.1:")
+    assert "Connection refused" in done.stderr and "s3cret" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("DATABASE_URL", "mysql://db/brisa", "DATABASE_URL must be postgres://"),
+        ("PORT", "eighty", "PORT='eighty'"),
+        ("BRISA_DEFAULT_TIMEOUT", "soon", "BRISA_DEFAULT_TIMEOUT='soon': expected a number"),
+    ],
+)
+@pytest.mark.parametrize("args", [["migrate"], ["token", "list"]], ids=command_id)
+def test_a_setting_that_does_not_parse_is_a_usage_error(args, variable, value, says, tmp_path):
+    done = brisa({variable: value, "BRISA_VAR_DIR": str(tmp_path / "var")}, *args)
+    assert_one_line(done, 2, says)
+    assert not (tmp_path / "var").exists()
+
+
+def test_a_remote_command_with_a_bad_address_is_a_usage_error():
+    for env, says in [
+        ({"BRISA_URL": "localhost:8000"}, "BRISA_URL: 'localhost:8000' is not an http://"),
+        ({"PORT": "eighty"}, "PORT: 'http://127.0.0.1:eighty' is not an http://"),
+    ]:
+        assert_one_line(brisa(env, "dags", "list"), 2, says)
