@@ -32,7 +32,9 @@ from app.sandbox.job import Job
 
 # The child unpickles a _WarmProcess, so this module is preloaded too: importing it in each
 # child (dataclasses, inspect, ...) cost about 8 ms a try.
-forkserver.set_forkserver_preload(["app.sandbox.child", "app.sandbox.supervisor"])
+forkserver.set_forkserver_preload(
+    ["app.sandbox.fork_server_session", "app.sandbox.child", "app.sandbox.supervisor"]
+)
 
 # Never in the fork server's environment: a function could read it from /proc/self/environ
 # (or /proc/<fork server>/environ), whatever the child does to os.environ.
@@ -283,12 +285,16 @@ def _start_fork_server() -> None:
     scrub lasts only while ensure_running() may spawn, under a lock."""
     with _fork_server_lock:
         saved = {k: v for k, v in os.environ.items() if _is_secret(k)}
+        # Started with the stop signals blocked, until it has left the worker's process
+        # group (app/sandbox/fork_server_session.py): a group's Ctrl-C must not kill it.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             for key in saved:
                 del os.environ[key]
             forkserver.ensure_running()
         finally:
             os.environ.update(saved)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _is_secret(name: str) -> bool:

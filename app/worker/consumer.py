@@ -6,7 +6,10 @@ It consumes the broker's queue (app/broker.py), serves each try message with the
 hands a try back to the queue when the consumer stops before the try ends.
 """
 
+import signal
+
 from huey import signals
+from huey.consumer import Consumer
 
 from app import broker
 from app.config import current
@@ -15,6 +18,25 @@ from app.store.db import ensure_bound
 from app.worker import try_runner
 
 huey = broker.huey
+
+
+class GracefulConsumer(Consumer):
+    """huey's consumer, with SIGINT as graceful as SIGTERM (``--graceful-signal TERM``): a
+    terminal's Ctrl-C, like ``docker stop``, Heroku and honcho, lets running tries finish
+    within ``--shutdown-timeout`` and hands back the rest without spending a retry
+    (give_back_interrupted). A second signal stops at once, handing back, as huey does."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._signal_actions[signum] = (False, True)  # (restart, graceful)
+
+
+def _create_consumer(**options) -> Consumer:
+    return GracefulConsumer(huey, **options)
+
+
+huey.create_consumer = _create_consumer  # what huey_consumer calls
 broker.install()
 _settings = current()
 supervisor.configure(tick_s=_settings.sandbox_tick_s, spares=_settings.sandbox_spares)
