@@ -17,7 +17,7 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 if os.getpid() != os.getsid(0):  # not a session leader yet
     os.setsid()
 # The worker started this process with the stop signals blocked (supervisor's
-# _start_fork_server), so one sent to its group before the setsid is pending, not fatal:
+# start_fork_server), so one sent to its group before the setsid is pending, not fatal:
 # discarded here (a pending signal that is ignored is dropped), then the defaults are back.
 for signum in STOP_SIGNALS:
     signal.signal(signum, signal.SIG_IGN)

@@ -151,7 +151,7 @@ class _Child:
 
     @classmethod
     def fork(cls) -> "_Child":
-        _start_fork_server()
+        start_fork_server()
         output_here, output_there = socket.socketpair()
         outcome_here, outcome_there = multiprocessing.Pipe(duplex=False)
         jobs_there, jobs_here = multiprocessing.Pipe(duplex=False)
@@ -186,7 +186,7 @@ def start_executor(command: list, env: dict):
     settings and a function that kills its parent cannot kill the worker): ``command`` is
     its interpreter's command line, ``env`` its whole environment. Returns the process, with
     ``channels``: the worker's ends (jobs, outcomes, output)."""
-    _start_fork_server()
+    start_fork_server()
     output_here, output_there = socket.socketpair()
     outcomes_here, outcomes_there = multiprocessing.Pipe(duplex=False)
     jobs_there, jobs_here = multiprocessing.Pipe(duplex=False)
@@ -278,7 +278,7 @@ def kill(key) -> bool:
     return True
 
 
-def _start_fork_server() -> None:
+def start_fork_server() -> None:
     """Make sure the fork server runs, started from an environment without Brisa's secrets.
     multiprocessing restarts a dead fork server by itself (a function may kill it: it is the
     child's parent) from the current environment, so every start goes through here; the

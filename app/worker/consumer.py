@@ -40,6 +40,9 @@ huey.create_consumer = _create_consumer  # what huey_consumer calls
 broker.install()
 _settings = current()
 supervisor.configure(tick_s=_settings.sandbox_tick_s, spares=_settings.sandbox_spares)
+# Now, not at the first try: the fork server leaves this process group as it starts, and a
+# stop signal sent to the group while it started could kill it with the try it was forking.
+supervisor.start_fork_server()
 
 
 def run_try(ti_id: int, try_number: int) -> None:

@@ -1,17 +1,28 @@
 """Stopping is graceful however the signal arrives (#15.5): to the whole process group as a
-terminal's Ctrl-C sends it (SIGINT), as ``docker stop`` and Heroku send it (SIGTERM). A try
+terminal's Ctrl-C sends it (SIGINT), as ``docker stop`` and Heroku send it (SIGTERM), and
+through a real Procfile runner (honcho, a fair stand-in for Heroku's dyno manager). A try
 that can finish within the worker's shutdown timeout finishes; one that cannot is handed
 back without spending a retry, and runs again once Brisa is back."""
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.system import AUTH, procfile_system, wait_for_state
+from tests.system import (
+    AUTH,
+    ROOT,
+    free_port,
+    process_env,
+    procfile_system,
+    wait_for_state,
+    wait_until_up,
+)
 
 NAP = (
     "import time\n"
@@ -67,4 +78,37 @@ def test_a_signal_to_every_process_group(tmp_path, signum, seconds, timeout, his
             os.killpg(process.pid, signum)
         codes = [process.wait(60) for process in system.processes]
     assert codes == [0, 0, 0]
+    assert tries_after_restart(tmp_path / "var", run_id, extra) == ("success", history)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("seconds", "timeout", "history"), CASES)
+def test_ctrl_c_to_honcho_running_the_procfile(tmp_path, seconds, timeout, history):
+    """``honcho start web worker clock`` in a terminal, then Ctrl-C: SIGINT to honcho's
+    group, then honcho's SIGTERM to each process's group (and SIGKILL 5 s later, so the
+    handed-back case uses a shorter shutdown timeout)."""
+    port = free_port()
+    env = {**process_env("embedded", tmp_path / "var", port), "BRISA_SHUTDOWN_TIMEOUT": timeout}
+    release = subprocess.run([sys.executable, "-m", "app", "migrate"], cwd=ROOT, env=env)
+    assert release.returncode == 0
+    honcho = subprocess.Popen(
+        [str(Path(sys.executable).parent / "honcho"), "start", "web", "worker", "clock"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # the terminal's foreground group, which Ctrl-C reaches
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", [honcho])
+        run_id = start_napping_run(f"http://127.0.0.1:{port}", seconds)
+        os.killpg(honcho.pid, signal.SIGINT)
+        output, _ = honcho.communicate(timeout=90)
+    finally:
+        if honcho.poll() is None:
+            os.killpg(honcho.pid, signal.SIGKILL)
+            honcho.wait()
+    assert "Shutting down gracefully" in output
+    extra = {"BRISA_SHUTDOWN_TIMEOUT": timeout}
     assert tries_after_restart(tmp_path / "var", run_id, extra) == ("success", history)
