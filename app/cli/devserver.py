@@ -115,7 +115,12 @@ def record_level(line: str) -> int | None:
     return LEVELS.get((match["level"] or match["json"]).lower())
 
 
-def stop(processes: list[subprocess.Popen], grace_s: float = 10) -> None:
+def stop(processes: list[subprocess.Popen], grace_s: float | None = None) -> None:
+    """SIGTERM to each process's group, SIGKILL to what still runs after ``grace_s``
+    (default: the worker's BRISA_SHUTDOWN_TIMEOUT and 5 s more, so a try it lets finish or
+    hands back is never cut short)."""
+    if grace_s is None:
+        grace_s = shutdown_timeout_s() + 5
     for process in processes:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -126,6 +131,14 @@ def stop(processes: list[subprocess.Popen], grace_s: float = 10) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def shutdown_timeout_s() -> float:
+    """The worker's --shutdown-timeout, as the Procfile's ${BRISA_SHUTDOWN_TIMEOUT:-25}."""
+    try:
+        return float(os.environ.get("BRISA_SHUTDOWN_TIMEOUT") or 25)
+    except ValueError:
+        return 25.0
 
 
 def main(verbose: bool = False) -> int:
