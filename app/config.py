@@ -79,6 +79,7 @@ class Settings:
     callback_attempts: int  # tries at calling back an async invoke's receiver
     callback_timeout_s: float  # how long one callback waits for the receiver's answer
     callback_max_delay_s: float  # the longest wait between two callback attempts
+    egress_allow: str  # hosts and networks callbacks may reach besides public addresses
     # The embedded default
     load_examples: bool  # deploy functions/ on first start
     # SECRET_KEY as set in the environment (None: the embedded default's var/secret_key)
@@ -475,6 +476,15 @@ VARIABLES: tuple[Variable, ...] = (
         "seconds",
         "the longest wait between two callback attempts (1 s, 2 s, 4 s, ... up to this)",
         float,
+    ),
+    Variable(
+        "BRISA_EGRESS_ALLOW",
+        "egress_allow",
+        "",
+        "hosts, networks",
+        "callbacks may reach only public addresses; these too (comma-separated names and"
+        " networks, e.g. `hooks.internal,10.0.0.0/8`)",
+        str,
     ),
     # The embedded default
     Variable(

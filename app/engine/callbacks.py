@@ -1,16 +1,18 @@
 """Calling back an async invocation's receiver: the run's outcome is POSTed, signed with the
 Standard Webhooks scheme (``webhook-id`` stays the same on every attempt, so a receiver can
-drop repeats), and retried with backoff while the receiver fails."""
+drop repeats), and retried with backoff while the receiver fails. Only to public addresses
+(or those BRISA_EGRESS_ALLOW allows), vetted after DNS, no redirects (app/engine/outbound.py);
+a refused one is logged and counted in callbacks_refused_total."""
 
+import http.client
 import json
 import logging
-import urllib.error
-import urllib.request
 from datetime import timedelta
 
 from app.config import current
+from app.domain import egress
 from app.domain.timeutil import isoformat, utcnow
-from app.engine import webhooks
+from app.engine import metrics, outbound, webhooks
 from app.store import outbox
 from app.store.models import DagRun, TaskInstance
 
@@ -43,12 +45,20 @@ def send(run_id: int, attempt: int) -> bool:
     secret = webhooks.callback_secret(settings.secret_key)
     headers = {"Content-Type": "application/json"}
     headers |= webhooks.standard_headers(secret, f"brisa-run-{run_id}", body)
-    request = urllib.request.Request(run.callback_url, data=body, headers=headers, method="POST")
+    allow = egress.Allow.parse(settings.egress_allow)
     try:
-        with urllib.request.urlopen(request, timeout=settings.callback_timeout_s):
-            return True
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        status = outbound.post(run.callback_url, body, headers, settings.callback_timeout_s, allow)
+    except egress.Refused as exc:  # will be refused again: no further attempt
+        log.warning("callback of run %s refused: %s", run_id, exc)
+        metrics.add("callbacks_refused_total")
+        return False
+    except (OSError, http.client.HTTPException) as exc:
         log.warning("callback of run %s, attempt %d, failed: %s", run_id, attempt, exc)
+    else:
+        if 200 <= status < 300:
+            return True
+        moved = " (redirects are not followed)" if 300 <= status < 400 else ""
+        log.warning("callback of run %s, attempt %d: HTTP %d%s", run_id, attempt, status, moved)
     if attempt < settings.callback_attempts:
         delay = timedelta(seconds=min(2 ** (attempt - 1), settings.callback_max_delay_s))
         outbox.callback_due(run_id, attempt + 1, utcnow() + delay)

@@ -16,6 +16,7 @@ COUNTERS = {  # name -> help text, as /metrics shows them
     "lost_messages_requeued_total": "Queued tries whose message was lost, enqueued again.",
     "ticks_total": "Clock ticks run.",
     "sweep_items_failed_total": "Rows a clock sweep could not handle, logged and skipped.",
+    "callbacks_refused_total": "Callbacks refused: their URL led to an address not allowed.",
 }
 GAUGES = {  # name -> help text
     "tick_duration_seconds": "How long the last clock tick took.",

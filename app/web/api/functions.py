@@ -1,10 +1,10 @@
 """/api/v1/functions: deploy, read, delete and invoke functions; their routes and their
 OpenAPI paths."""
 
-from urllib.parse import urlparse
 
 from flask import Blueprint, current_app, jsonify, request
 
+from app.domain import egress
 from app.domain.errors import Invalid
 from app.engine import catalog, functions, runs, serialize
 from app.store.models import FunctionVersion
@@ -78,8 +78,12 @@ def delete_function(name):
 def invoke_function(name):
     wait = float_arg("wait", MAX_WAIT_S)
     callback_url = request.args.get("callback_url") or request.headers.get("X-Callback-Url")
-    if callback_url and urlparse(callback_url).scheme not in ("http", "https"):
-        raise Invalid([{"field": "callback_url", "message": "must be an http(s) URL"}])
+    if callback_url:
+        try:
+            allow = egress.Allow.parse(current_app.config["BRISA"].egress_allow)
+            egress.check_literal(callback_url, allow)
+        except egress.Refused as exc:
+            raise Invalid([{"field": "callback_url", "message": str(exc)}]) from None
     run = runs.invoke(name, json_body(optional=True), callback_url=callback_url)
     if wait:
         run = runs.wait_until_finished(run.id, wait)

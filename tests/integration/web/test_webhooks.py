@@ -1,18 +1,21 @@
 """Webhook deliveries and async invocations with callbacks, through the real worker."""
 
+import dataclasses
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from app import config
 from app.engine import webhooks
 from app.store.db import db
 from app.store.models import DagRun
-from tests.conftest import deploy_source, wait_for_run
+from tests.conftest import deploy_source, poll, wait_for_run
 
 ECHO = (
     "def handler(event, context):\n"
@@ -157,7 +160,19 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def receiver():
+def loopback_allowed(client, monkeypatch):
+    """Callbacks may reach 127.0.0.1, as BRISA_EGRESS_ALLOW=127.0.0.1 lets them (the API's
+    settings and the worker's)."""
+    settings = client.application.config["BRISA"]
+    client.application.config["BRISA"] = dataclasses.replace(settings, egress_allow="127.0.0.1")
+    monkeypatch.setenv("BRISA_EGRESS_ALLOW", "127.0.0.1")
+    config.current.cache_clear()
+    yield
+    config.current.cache_clear()
+
+
+@pytest.fixture
+def receiver(loopback_allowed):
     Receiver.received = []
     Receiver.failures = 2
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
@@ -194,7 +209,79 @@ def test_an_async_invocation_calls_back_signed_and_retries(client, admin, consum
     )
 
 
-def test_a_callback_url_must_be_http(client, admin):
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("ftp://x", "must be an http(s) URL"),
+        ("http://127.0.0.1:8799/cb", "refused: 127.0.0.1 is a loopback address"),
+        ("http://localhost:8799/cb", "refused: localhost is a loopback name"),
+        ("http://[::ffff:127.0.0.1]/cb", "refused: 127.0.0.1 is a loopback address"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://[::1", "not a valid URL"),
+    ],
+)
+def test_a_callback_url_to_a_private_address_is_422_at_once(client, admin, url, reason):
+    """#16.1: loopback, localhost, mapped IPv6 and the metadata address were accepted (202)
+    and POSTed to; a broken IPv6 literal was a 500."""
     deploy_source(client, admin, "double", "def handler(e, c):\n    return 1\n")
-    response = client.post("/api/v1/functions/double/invoke?callback_url=ftp://x", headers=admin)
+    response = client.post(
+        "/api/v1/functions/double/invoke", headers={**admin, "X-Callback-Url": url}
+    )
     assert response.status_code == 422
+    assert reason in response.get_json()["error"]["details"][0]["message"]
+    assert run_count() == 0
+
+
+class Redirector(BaseHTTPRequestHandler):
+    """Answers every POST with a 302 to ``target``."""
+
+    target = ""
+    posts = 0
+
+    def do_POST(self):
+        Redirector.posts += 1
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(302)
+        self.send_header("Location", Redirector.target)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_name_resolving_to_loopback_is_refused_after_dns_and_counted(client, admin, consumer):
+    """The literal check cannot see what a name resolves to: the worker checks the address
+    it would connect to, refuses, records why (/metrics) and makes no further attempt."""
+    deploy_source(client, admin, "double", "def handler(e, c):\n    return 2\n")
+    url = f"http://{socket.gethostname()}:9/cb"  # this machine's name: a local address
+    invoked = client.post(
+        "/api/v1/functions/double/invoke", headers={**admin, "X-Callback-Url": url}
+    )
+    assert invoked.status_code == 202, invoked.get_json()
+    assert wait_for_run(invoked.get_json()["run_id"]).state == "success"
+    refused = "brisa_callbacks_refused_total 1"
+    poll(
+        lambda: refused in client.get("/metrics", headers=admin).get_data(as_text=True),
+        what="the refused callback counted",
+    )
+
+
+def test_redirects_are_never_followed(client, admin, consumer, receiver, monkeypatch):
+    """#16.1: a 302 to Brisa's own API arrived as a GET; a 302 to ftp:// was followed."""
+    monkeypatch.setenv("BRISA_CALLBACK_ATTEMPTS", "2")
+    config.current.cache_clear()
+    Redirector.posts, Redirector.target = 0, receiver
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        deploy_source(client, admin, "double", "def handler(e, c):\n    return 3\n")
+        url = f"http://127.0.0.1:{server.server_address[1]}/moved"
+        invoked = client.post(
+            "/api/v1/functions/double/invoke", headers={**admin, "X-Callback-Url": url}
+        )
+        assert invoked.status_code == 202
+        poll(lambda: Redirector.posts == 2, what="both attempts at the redirecting receiver")
+        assert wait_for_run(invoked.get_json()["run_id"]).state == "success"
+    finally:
+        server.shutdown()
+    assert Receiver.received == []  # the redirect's target never got a request
