@@ -8,6 +8,7 @@ import time
 import weakref
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import peewee
@@ -32,7 +33,7 @@ def open_database(url: str, settings: Settings | None = None) -> peewee.Database
     if scheme in ("postgres", "postgresql"):
         params = parse(url)
         database = params.pop("database")
-        return PooledPostgresqlDatabase(
+        return KeepingPooledPostgres(
             database,
             max_connections=settings.db_pool_size,
             stale_timeout=settings.db_pool_stale_s,
@@ -51,10 +52,37 @@ def open_database(url: str, settings: Settings | None = None) -> peewee.Database
     )
 
 
+class KeepsConnectionContexts:
+    """peewee resets a thread's open connection contexts when it closes or opens its
+    connection; discard_connection() does both inside a context (after a database error),
+    and leaving the context then raised IndexError. Here the open contexts outlive the
+    reconnection, and the last one to leave closes the connection as usual."""
+
+    _state: Any
+
+    def connect(self, reuse_if_open=False):
+        contexts = list(self._state.ctx)
+        try:
+            return super().connect(reuse_if_open)  # type: ignore[misc]
+        finally:
+            self._state.ctx[:] = contexts or self._state.ctx
+
+    def close(self):
+        contexts = list(self._state.ctx)
+        try:
+            return super().close()  # type: ignore[misc]
+        finally:
+            self._state.ctx[:] = contexts
+
+
+class KeepingPooledPostgres(KeepsConnectionContexts, PooledPostgresqlDatabase):
+    """Postgres with a pool of connections, whose contexts survive a reconnection."""
+
+
 LOCKED_PATIENCE_S = 60.0  # past busy_timeout, how long a SQLite writer keeps trying
 
 
-class PatientSqliteDatabase(peewee.SqliteDatabase):
+class PatientSqliteDatabase(KeepsConnectionContexts, peewee.SqliteDatabase):
     """SQLite that never surfaces "database is locked" while other processes write (the web,
     the worker and the clock share one file): a BEGIN, or a statement outside a transaction,
     or the pragmas of a new connection, that met SQLITE_BUSY after busy_timeout changed
