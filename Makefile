@@ -54,7 +54,7 @@ clean:
 bench: install
 	$(BIN)/python -m tests.bench
 
-# Not in CI: 10,000 runs under chaos on a Postgres and a Redis of its own (SOAK_RUNS, SOAK_SECONDS).
+# Not in CI: 10,000 runs under chaos, on a Postgres and a Redis of its own (tests/soak/).
 soak: install
 	$(BIN)/python -m tests.soak
 

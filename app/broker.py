@@ -20,7 +20,7 @@ from app.config import Settings, current
 from app.domain.timeutil import as_utc, ceil_second
 from app.engine import callbacks, dispatch
 from app.store import outbox
-from app.store.db import db, ensure_bound
+from app.store.db import db, ensure_bound, retrying
 
 QUEUE_NAME = "brisa"
 log = logging.getLogger(__name__)
@@ -83,7 +83,14 @@ def release_retry(ti_id: int, try_number: int) -> None:
 
 @huey.task()
 def deliver_callback(run_id: int, attempt: int) -> None:
+    """One attempt at a callback, through a database outage too (retried for
+    BRISA_DB_RETRY_S, as a try's outcome is): huey drops a message whose task raises, and
+    nothing else would send this callback again."""
     ensure_bound()
+    retrying(lambda: _send_callback(run_id, attempt), current().db_retry_s)
+
+
+def _send_callback(run_id: int, attempt: int) -> None:
     with db.connection_context():
         callbacks.send(run_id, attempt)
 
