@@ -9,7 +9,9 @@ worker process serves tries: ``app.worker.consumer`` hands this module its try r
 """
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from huey import Huey
@@ -83,11 +85,38 @@ def release_retry(ti_id: int, try_number: int) -> None:
 
 @huey.task()
 def deliver_callback(run_id: int, attempt: int) -> None:
-    """One attempt at a callback, through a database outage too (retried for
-    BRISA_DB_RETRY_S, as a try's outcome is): huey drops a message whose task raises, and
-    nothing else would send this callback again."""
+    """Claim one attempt at a callback and hand it to this process's callback threads: a
+    slow receiver never holds a task thread (at most BRISA_CALLBACK_CONCURRENCY attempts at
+    once, the rest wait their turn). Through a database outage too (retried for
+    BRISA_DB_RETRY_S); a message lost anyway is resent by the clock (callbacks.resend_lost)."""
     ensure_bound()
-    retrying(lambda: _send_callback(run_id, attempt), current().db_retry_s)
+    settings = current()
+    if retrying(lambda: _claim_callback(run_id, attempt), settings.db_retry_s):
+        _callback_threads(settings.callback_concurrency).submit(_deliver, run_id, attempt)
+
+
+def _claim_callback(run_id: int, attempt: int) -> bool:
+    with db.connection_context():
+        return callbacks.claim(run_id, attempt)
+
+
+_callback_pool: ThreadPoolExecutor | None = None
+_callback_pool_lock = threading.Lock()
+
+
+def _callback_threads(size: int) -> ThreadPoolExecutor:
+    global _callback_pool
+    with _callback_pool_lock:
+        if _callback_pool is None:
+            _callback_pool = ThreadPoolExecutor(size, thread_name_prefix="callback")
+        return _callback_pool
+
+
+def _deliver(run_id: int, attempt: int) -> None:
+    try:
+        retrying(lambda: _send_callback(run_id, attempt), current().db_retry_s)
+    except Exception:  # noqa: BLE001 - a thread of the pool: the clock resends what is lost
+        log.exception("callback of run %s, attempt %d, could not be made", run_id, attempt)
 
 
 def _send_callback(run_id: int, attempt: int) -> None:

@@ -79,6 +79,7 @@ class Settings:
     callback_attempts: int  # tries at calling back an async invoke's receiver
     callback_timeout_s: float  # how long one callback waits for the receiver's answer
     callback_max_delay_s: float  # the longest wait between two callback attempts
+    callback_concurrency: int  # callbacks one worker process sends at once
     egress_allow: str  # hosts and networks callbacks may reach besides public addresses
     # The embedded default
     load_examples: bool  # deploy functions/ on first start
@@ -464,7 +465,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "BRISA_CALLBACK_TIMEOUT_S",
         "callback_timeout_s",
-        10.0,
+        5.0,
         "seconds",
         "one callback attempt waits this long for the receiver's answer",
         float,
@@ -476,6 +477,15 @@ VARIABLES: tuple[Variable, ...] = (
         "seconds",
         "the longest wait between two callback attempts (1 s, 2 s, 4 s, ... up to this)",
         float,
+    ),
+    Variable(
+        "BRISA_CALLBACK_CONCURRENCY",
+        "callback_concurrency",
+        4,
+        "callbacks",
+        "a worker process sends at most this many at once, on threads of their own (never"
+        " the task threads), so slow receivers cannot delay tries",
+        int,
     ),
     Variable(
         "BRISA_EGRESS_ALLOW",

@@ -17,7 +17,7 @@ from app.clock import scheduler
 from app.config import current
 from app.domain.outcomes import Outcome
 from app.domain.timeutil import as_utc, ceil_second, utcnow
-from app.engine import dispatch, metrics, outcomes, retention, slots, sweeps
+from app.engine import callbacks, dispatch, metrics, outcomes, retention, slots, sweeps
 from app.store import transitions as states
 from app.store.db import DB_ERRORS, db, discard_connection, ensure_bound
 from app.store.models import DagRun, TaskInstance
@@ -98,7 +98,7 @@ def tick(
 ) -> dict:
     """One pass of the scheduler, as of ``now``: fail tries whose worker died, finish what a
     dead worker left undispatched, time out runs, create due runs, and recover what the
-    queue lost."""
+    queue lost (tries, retries, callbacks)."""
     return {
         "reaped": reap_dead_tries(now - timedelta(seconds=heartbeat_timeout_s)) if reap else 0,
         "reconciled": dispatch.reconcile_stalled_runs(),
@@ -106,6 +106,7 @@ def tick(
         "runs_created": scheduler.schedule_due(now, schedule_run_at),
         "requeued": requeue_lost_messages(now - timedelta(seconds=queued_timeout_s), now),
         "retries_released": release_due_retries(now),
+        "callbacks_resent": callbacks.resend_lost(now),
     }
 
 

@@ -14,7 +14,7 @@ from peewee import fn
 
 from app.domain import trigger_rules
 from app.domain.timeutil import isoformat, utcnow
-from app.engine import run_factory, sweeps
+from app.engine import callbacks, run_factory, sweeps
 from app.store import locks, outbox
 from app.store import transitions as states
 from app.store.db import Compiled, CompiledIn, Slot, db
@@ -260,7 +260,7 @@ def run_finished(run_id: int) -> None:
     next queued run."""
     run = DagRun.get_by_id(run_id)
     if run.callback_url:
-        outbox.callback_due(run_id, 1, utcnow())
+        callbacks.schedule(run_id)
     if run.dag_id is None:
         return
     start_queued_runs(run.dag_id)
@@ -274,9 +274,9 @@ def run_finished(run_id: int) -> None:
 
 
 def _call_back(function_name: str, run: DagRun) -> None:
+    """Start ``function_name`` with the summary of ``run``, a DAG's run that just ended."""
     dag = run.dag
-    if dag is None:  # only a DAG's spec names callbacks
-        raise ValueError(f"run {run.id} is not a DAG's run: it has no callbacks")
+    assert dag is not None  # run_finished calls back only for a DAG's run
     failed = (
         TaskInstance.select(TaskInstance.task_id)
         .where(

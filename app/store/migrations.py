@@ -140,6 +140,18 @@ def _rebuild_with_autoincrement(table: str) -> None:
         db.execute_sql(statement)
 
 
+def _v9_callback_deliveries() -> None:
+    """A callback's delivery kept on its run, so the clock resends one whose message the
+    queue lost."""
+    migrator = schema.SchemaMigrator.from_database(db.obj)
+    schema.migrate(
+        migrator.add_column("dag_run", "callback_state", pw.CharField(max_length=20, null=True)),
+        migrator.add_column("dag_run", "callback_attempt", pw.IntegerField(default=0)),
+        migrator.add_column("dag_run", "callback_due_at", pw.DateTimeField(null=True)),
+        migrator.add_index("dag_run", ("callback_state", "callback_due_at")),
+    )
+
+
 # (version, callable) in ascending order; each brings the schema from version-1 to version.
 STEPS: list = [
     (2, _v2_scheduling),
@@ -149,6 +161,7 @@ STEPS: list = [
     (6, _v6_audit),
     (7, _v7_environments),
     (8, _v8_ids_never_reused),
+    (9, _v9_callback_deliveries),
 ]
 LATEST = 1 + len(STEPS)  # the schema version this code needs
 

@@ -164,10 +164,19 @@ class DagRun(BaseModel):
     timeout_at = pw.DateTimeField(null=True)  # dagrun_timeout: failed if still going then
     max_active_tasks = pw.IntegerField(null=True)  # from the spec; null: no limit (invoke)
     callback_url = pw.TextField(null=True)  # an async invoke's receiver of the result
+    # Its delivery (app/engine/callbacks.py): null until the run ends, then pending, and
+    # delivered, failed (attempts spent) or refused (an address not allowed).
+    callback_state = pw.CharField(max_length=20, null=True)
+    callback_attempt = pw.IntegerField(default=0)  # the attempt due (pending) or made last
+    callback_due_at = pw.DateTimeField(null=True)  # when the pending attempt is due
     trigger = JSONField(null=True)  # how it started, e.g. a webhook's event and delivery id
 
     class Meta:
-        indexes = ((("dag", "id"), False), (("state",), False))
+        indexes = (
+            (("dag", "id"), False),
+            (("state",), False),
+            (("callback_state", "callback_due_at"), False),
+        )
 
 
 class TaskInstance(BaseModel):

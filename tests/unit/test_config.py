@@ -80,7 +80,7 @@ def test_the_table_lists_every_variable():
     table = markdown_table()
     for variable in VARIABLES:
         assert f"| `{variable.name}` |" in table
-    assert "| `BRISA_CALLBACK_TIMEOUT_S` | 10 | seconds |" in table
+    assert "| `BRISA_CALLBACK_TIMEOUT_S` | 5 | seconds |" in table
 
 
 def test_the_sandbox_defaults_are_the_variables_defaults():
