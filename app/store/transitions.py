@@ -322,7 +322,7 @@ def queue_first_tasks(run_ids: list[int]) -> int:
     """``queue_task`` for every task with no upstream of the runs just started, in one
     UPDATE: none -> queued, each starting its next try, enqueued after the commit. Returns
     how many were queued."""
-    no_upstream = Value([], converter=TaskInstance.upstream.db_value, unpack=False)  # '[]'
+    no_upstream = Value([], unpack=False)  # '[]', by the column's own converter
     where = TaskInstance.run.in_(run_ids) & (TaskInstance.upstream == no_upstream)
     fields = dict(try_number=TaskInstance.try_number + 1, queued_at=utcnow(), next_try_at=None)
     query = _tasks_update(where, [T.NONE], T.QUEUED, **fields)

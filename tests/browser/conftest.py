@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ADMIN_TOKEN, IN_CI
+from tests.conftest import ADMIN_TOKEN, IN_CI, env_flag
 from tests.system import AUTH, ROOT, deploy_examples_over_http, procfile_system
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -28,7 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = ROOT / "docs" / "screenshots"  # tracked: rewritten only with BRISA_SCREENSHOTS=1
 
 # Two functions and a DAG the tests deploy besides the examples: ``nap`` logs a line a
 # second for three seconds, so a run is slow enough to watch it (and its log) live.
@@ -142,5 +142,8 @@ def still_same_page(page) -> bool:
 
 
 def screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name))
+    """Save the page as docs/screenshots/``name`` when asked (BRISA_SCREENSHOTS=1); else
+    nothing, so a test run leaves the tracked images alone."""
+    if env_flag("BRISA_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / name))

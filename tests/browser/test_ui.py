@@ -2,7 +2,8 @@
 read logs, pause, clear, deploy, and what the viewer role may not do. The tests share one
 running system and run in file order; each finds the runs it needs through the API.
 
-They also take the README's screenshots (docs/screenshots/) at a laptop's viewport."""
+With BRISA_SCREENSHOTS=1 they also take the README's screenshots (docs/screenshots/) at a
+laptop's viewport."""
 
 import json
 import re

@@ -1,7 +1,6 @@
 """/api/v1/functions: deploy, read, delete and invoke functions; their routes and their
 OpenAPI paths."""
 
-
 from flask import Blueprint, current_app, jsonify, request
 
 from app.domain import egress

@@ -1,13 +1,23 @@
 """Running DAGs through the real huey consumer, on every backend."""
 
-import time
-
 import pytest
 
 from app import broker
 from app.store.db import db
 from app.store.models import TaskInstance
-from tests.conftest import deploy_examples, deploy_source, wait_for_run
+from tests.conftest import (
+    PID_THEN_SLEEP,
+    STOPPED,
+    deploy_examples,
+    deploy_source,
+    dropped_messages,
+    poll,
+    running_pid,
+    task_log,
+    wait_for,
+    wait_for_run,
+    wait_until_gone,
+)
 
 
 def trigger(client, headers, dag_id, conf=None):
@@ -62,13 +72,12 @@ def test_a_failing_task_fails_the_run_and_its_downstream_is_upstream_failed(
 
 
 def test_a_task_over_its_timeout_is_killed_and_failed(client, admin, consumer):
-    source = "import time\ndef handler(event, context):\n    time.sleep(60)\n"
-    deploy_source(client, admin, "sleepy", source, timeout=1)
+    deploy_source(client, admin, "sleepy", PID_THEN_SLEEP, timeout=1)
     create_dag(client, admin, "slow", [{"task_id": "nap", "function": "sleepy"}])
-    started = time.monotonic()
     run_id = trigger(client, admin, "slow")
+    pid = running_pid(client, admin, run_id, "nap")
     assert wait_for_run(run_id).state == "failed"
-    assert time.monotonic() - started < 30  # killed, not waited for
+    assert wait_until_gone(pid), "the try's process outlived its timeout"
     task = tasks_by_id(run_json(client, admin, run_id))["nap"]
     assert task["error"] == "timed out after 1s and was killed"
 
@@ -123,7 +132,7 @@ def test_a_duplicated_message_never_runs_a_try_twice(client, admin, consumer, tm
     for _ in range(3):
         broker.HueyTransport().send_try(ti.id, ti.try_number)
     assert wait_for_run(run_id).state == "success"
-    time.sleep(0.5)  # give the duplicates time to be taken and dropped
+    wait_for(lambda: dropped_messages() == 3, what="the three duplicates dropped")
     assert marker.read_text() == "ran\n"
     assert broker.huey.pending_count() == 0
 
@@ -146,8 +155,9 @@ def test_a_stale_message_for_an_earlier_try_is_dropped(client, admin, consumer, 
     assert wait_for_run(run_id).state == "success"
     with db.connection_context():
         ti = TaskInstance.get(TaskInstance.run == run_id)
+        assert dropped_messages() == 0
     broker.HueyTransport().send_try(ti.id, 1)  # try 1 again: stale
-    time.sleep(0.5)
+    wait_for(lambda: dropped_messages() == 1, what="the stale message dropped")
     assert marker.read_text() == "try 1\ntry 2\n"
     assert ti.try_number == 2
 
@@ -179,22 +189,20 @@ def test_cancel_kills_the_running_try_and_cancels_the_rest(client, admin, consum
     from app import config
 
     config.current.cache_clear()
-    source = "import time\ndef handler(event, context):\n    time.sleep(60)\n"
-    deploy_source(client, admin, "sleepy", source)
+    deploy_source(client, admin, "sleepy", PID_THEN_SLEEP)
     tasks = [
         {"task_id": "a", "function": "sleepy"},
         {"task_id": "b", "function": "sleepy", "upstream": ["a"]},
     ]
     create_dag(client, admin, "long", tasks)
     run_id = trigger(client, admin, "long")
-    deadline = time.monotonic() + 20
-    while tasks_by_id(run_json(client, admin, run_id))["a"]["state"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    pid = running_pid(client, admin, run_id, "a")
     response = client.post(f"/api/v1/runs/{run_id}/cancel", headers=admin)
     assert response.status_code == 200 and response.get_json()["state"] == "cancelled"
     assert {t["state"] for t in response.get_json()["tasks"]} == {"cancelled"}
-    consumer.stop(graceful=True)  # returns once the worker thread let go of the killed try
+    # the kill: the try's process is gone long before its 60 s sleep, and the try ended
+    assert wait_until_gone(pid), "the cancelled try's process still runs"
+    poll(lambda: STOPPED in task_log(client, admin, run_id, "a"), what="the try's end")
     assert client.post(f"/api/v1/runs/{run_id}/cancel", headers=admin).status_code == 409
 
 

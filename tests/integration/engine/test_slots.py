@@ -4,9 +4,15 @@ import time
 
 from app.store.db import db
 from app.store.models import TaskInstance
-from tests.conftest import deploy_source, wait_for_run
+from tests.conftest import deploy_source, wait_for, wait_for_run
 
 NAP = "import time\ndef handler(event, context):\n    time.sleep(0.3)\n"
+WAITS = (  # runs until the file args.flag exists
+    "import os, time\n"
+    "def handler(event, context):\n"
+    "    while not os.path.exists(event['args']['flag']):\n"
+    "        time.sleep(0.02)\n"
+)
 
 
 def put_dag(client, admin, dag_id, tasks, **spec):
@@ -31,6 +37,11 @@ def overlaps(run_ids) -> int:
     )
 
 
+def ti_of(run_id: int) -> TaskInstance:
+    """The task instance of a one-task run."""
+    return TaskInstance.get(TaskInstance.run == run_id)
+
+
 def naps(count, **fields):
     return [{"task_id": f"nap{i}", "function": "nap", **fields} for i in range(count)]
 
@@ -51,20 +62,26 @@ def test_max_active_tasks_bounds_a_dag_across_its_runs(client, admin, consumer):
     assert overlaps(run_ids) == 0
 
 
-def test_max_active_tasks_counts_only_its_own_dags_tasks(client, admin, consumer):
+def test_max_active_tasks_counts_only_its_own_dags_tasks(client, admin, consumer, tmp_path):
+    flag = tmp_path / "go"
     deploy_source(client, admin, "nap", NAP)
-    deploy_source(client, admin, "long_nap", NAP.replace("0.3", "1.5"))
-    put_dag(client, admin, "other", [{"task_id": "long", "function": "long_nap"}])
+    deploy_source(client, admin, "waits", WAITS)
+    put_dag(
+        client,
+        admin,
+        "other",
+        [{"task_id": "long", "function": "waits", "args": {"flag": str(flag)}}],
+    )
     put_dag(client, admin, "narrow", naps(1), max_active_tasks=1)
     other = trigger(client, admin, "other")
-    with db.connection_context():
-        while TaskInstance.get(TaskInstance.run == other).state != "running":
-            time.sleep(0.02)
+    wait_for(lambda: ti_of(other).state == "running", what="the other DAG's task running")
     narrow = trigger(client, admin, "narrow")
-    assert [wait_for_run(r).state for r in (other, narrow)] == ["success", "success"]
+    # not held back by the other DAG's running task: it finishes while that one still runs
+    assert wait_for_run(narrow).state == "success"
     with db.connection_context():
-        long, nap = (TaskInstance.get(TaskInstance.run == r) for r in (other, narrow))
-    assert nap.finished_at < long.finished_at  # not held back by the other DAG's running task
+        assert ti_of(other).state == "running"
+    flag.write_text("go")
+    assert wait_for_run(other).state == "success"
 
 
 def test_a_pool_bounds_tasks_across_dags(client, admin, consumer):

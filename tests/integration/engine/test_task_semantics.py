@@ -1,7 +1,6 @@
 """Trigger rules, skips and branches, retries, marks, reruns, max_active_runs, callbacks and
 dagrun_timeout, through the real worker on every backend."""
 
-import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -10,29 +9,27 @@ from app.clock import periodic as clock
 from app.domain.timeutil import utcnow
 from app.store.db import db
 from app.store.models import DagRun
-from tests.conftest import deploy_source, wait_for_run
+from tests.conftest import (
+    PID_THEN_SLEEP,
+    STOPPED,
+    deploy_source,
+    poll,
+    running_pid,
+    task_log,
+    wait_for,
+    wait_for_run,
+    wait_until_gone,
+)
 
 OK = "def handler(event, context):\n    return 'ok'\n"
 BAD = "def handler(event, context):\n    raise ValueError('bad')\n"
 SKIP = "def handler(event, context):\n    context.skip('nothing to do')\n"
-SLEEP = "import time\ndef handler(event, context):\n    time.sleep(event['args'].get('s', 60))\n"
 
 
 @pytest.fixture
 def functions(client, admin):
-    for name, source in {"ok": OK, "bad": BAD, "skip": SKIP, "sleep": SLEEP}.items():
+    for name, source in {"ok": OK, "bad": BAD, "skip": SKIP, "sleep": PID_THEN_SLEEP}.items():
         deploy_source(client, admin, name, source)
-
-
-def wait_for(probe, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with db.connection_context():
-            found = probe()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("not found in time")
 
 
 def put_dag(client, admin, dag_id, tasks, **spec):
@@ -161,22 +158,6 @@ def test_retries_with_backoff_record_each_try_and_its_gap(client, admin, consume
         assert "ValueError: bad" in log.get_json()["text"]
 
 
-def test_mark_success_lets_the_downstream_run(client, admin, consumer, functions):
-    put_dag(client, admin, "marks", [task("broken", "bad"), task("after", "ok", ["broken"])])
-    run_id = trigger(client, admin, "marks")
-    assert wait_for_run(run_id).state == "failed"
-    url = f"/api/v1/runs/{run_id}/tasks/after/clear"
-    assert (
-        client.post(
-            f"/api/v1/runs/{run_id}/tasks/broken/mark", json={"state": "success"}, headers=admin
-        ).status_code
-        == 200
-    )
-    assert client.post(url, headers=admin).status_code == 200
-    assert wait_for_run(run_id).state == "success"
-    assert task_states(client, admin, run_id) == {"broken": "success", "after": "success"}
-
-
 def test_mark_failed_fails_the_run(client, admin, consumer, functions):
     put_dag(client, admin, "markf", [task("fine", "ok")])
     run_id = trigger(client, admin, "markf")
@@ -275,6 +256,7 @@ def test_dagrun_timeout_fails_the_run_and_kills_what_runs(
     tasks = [task("nap", "sleep"), task("after", "ok", ["nap"])]
     put_dag(client, admin, "slowpoke", tasks, dagrun_timeout=30)
     run_id = trigger(client, admin, "slowpoke")
+    pid = running_pid(client, admin, run_id, "nap")
     with db.connection_context():
         assert clock.tick(utcnow(), 60)["timed_out"] == 0
         late = utcnow() + timedelta(seconds=31)
@@ -283,4 +265,70 @@ def test_dagrun_timeout_fails_the_run_and_kills_what_runs(
     assert task_states(client, admin, run_id) == {"nap": "failed", "after": "failed"}
     detail = client.get(f"/api/v1/runs/{run_id}/tasks/nap", headers=admin).get_json()
     assert detail["error"] == "the run exceeded its dagrun_timeout"
-    consumer.stop(graceful=True)  # returns once the killed try let go of its worker thread
+    # the kill: the try's process is gone long before its 60 s sleep, and the try ended
+    assert wait_until_gone(pid), "the timed-out try's process still runs"
+    poll(lambda: STOPPED in task_log(client, admin, run_id, "nap"), what="the try's end")
+
+
+HEALS = (
+    "import os\n"
+    "def handler(event, context):\n"
+    "    if not os.path.exists(event['args']['flag']):\n"
+    "        raise RuntimeError('not yet')\n"
+    "    return 'healed'\n"
+)
+
+
+@pytest.mark.parametrize("how", ["clear", "mark"])
+def test_after_a_clear_or_mark_the_downstream_is_decided_again(
+    client, admin, consumer, tmp_path, how
+):
+    """#15.7: a -> b, a fails, b upstream_failed; clearing a alone (no downstream) left b
+    upstream_failed with try 0 and the run failed for good. Now b runs once a succeeds."""
+    flag = tmp_path / "healed"
+    deploy_source(client, admin, "heals", HEALS)
+    deploy_source(client, admin, "ok", OK)
+    put_dag(
+        client, admin, "ab", [task("a", "heals", args={"flag": str(flag)}), task("b", "ok", ["a"])]
+    )
+    run_id = trigger(client, admin, "ab")
+    assert wait_for_run(run_id).state == "failed"
+    assert task_states(client, admin, run_id) == {"a": "failed", "b": "upstream_failed"}
+    flag.write_text("yes")
+    if how == "clear":
+        response = client.post(f"/api/v1/runs/{run_id}/tasks/a/clear", headers=admin)
+        assert response.get_json()["cleared"] == ["a"]
+    else:
+        body = {"state": "success"}
+        response = client.post(f"/api/v1/runs/{run_id}/tasks/a/mark", json=body, headers=admin)
+    assert response.status_code == 200, response.get_json()
+    assert wait_for_run(run_id).state == "success"
+    assert task_states(client, admin, run_id) == {"a": "success", "b": "success"}
+    b = client.get(f"/api/v1/runs/{run_id}/tasks/b", headers=admin).get_json()
+    assert (b["try_number"], b["result"]) == (1, "ok")
+
+
+def test_a_clear_leaves_alone_what_another_branch_skipped(client, admin, consumer):
+    """Only what the cleared task decided is decided again: a task skipped by a branch that
+    is not cleared stays skipped."""
+    chooser = "def handler(event, context):\n    context.branch(['left'])\n"
+    deploy_source(client, admin, "chooser", chooser)
+    deploy_source(client, admin, "ok", OK)
+    tasks = [
+        task("choose", "chooser"),
+        task("other", "ok"),
+        task("left", "ok", ["choose"]),
+        task("right", "ok", ["choose", "other"]),
+    ]
+    put_dag(client, admin, "branch_clear", tasks)
+    run_id = trigger(client, admin, "branch_clear")
+    assert wait_for_run(run_id).state == "success"
+    assert task_states(client, admin, run_id)["right"] == "skipped"
+    response = client.post(f"/api/v1/runs/{run_id}/tasks/other/clear", headers=admin)
+    assert response.status_code == 200
+    assert wait_for_run(run_id).state == "success"
+    other = client.get(f"/api/v1/runs/{run_id}/tasks/other", headers=admin).get_json()
+    assert other["try_number"] == 2  # it ran again
+    right = client.get(f"/api/v1/runs/{run_id}/tasks/right", headers=admin).get_json()
+    assert (right["state"], right["try_number"]) == ("skipped", 0)
+    assert right["error"] == "not chosen by the branch of 'choose'"

@@ -1,7 +1,6 @@
 """The recovery rules, on every backend: dead workers reaped, tries handed back on shutdown,
 a database outage answered with 503."""
 
-import time
 from datetime import timedelta
 
 from app import broker
@@ -69,7 +68,7 @@ def test_a_heartbeat_after_hand_back_tells_the_try_to_stop(client, admin, backen
         assert not states.heartbeat(ti.id, ti.try_number)
 
 
-def test_the_api_answers_503_fast_while_the_database_is_down(tmp_path):
+def test_the_api_answers_503_with_retry_after_while_the_database_is_down(tmp_path):
     from app.config import load_settings
     from app.web import create_app
 
@@ -80,11 +79,10 @@ def test_the_api_answers_503_fast_while_the_database_is_down(tmp_path):
     db.bind(down.database_url)
     broker.rebind(broker.huey, down)
     client = create_app(down).test_client()
-    started = time.monotonic()
     response = client.get("/api/v1/dags", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "unavailable"
-    assert time.monotonic() - started < 5
+    assert response.headers["Retry-After"] == "5"
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.get_json()["checks"]["database"].startswith("down")

@@ -3,6 +3,8 @@
 Every clock is fixed: times are passed in, never read.
 """
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -200,6 +202,12 @@ def test_catchup_creates_every_missed_run_oldest_first_up_to_limit():
     assert logical_dates(resumed) == hours(D(2026, 5, 1, 3), 3)
 
 
+def test_catchup_creates_at_most_1000_runs_a_call():
+    dag = spec("* * * * *", start_date="2026-05-01T00:00:00Z", catchup=True)
+    dues = due_runs(dag, None, D(2026, 5, 1) + 1500 * MINUTE, CREATED)
+    assert logical_dates(dues) == [D(2026, 5, 1) + i * MINUTE for i in range(1000)]
+
+
 def test_without_catchup_only_the_latest_run_is_due():
     dag = spec("0 * * * *", start_date="2026-05-01T00:00:00Z")
     assert logical_dates(due_runs(dag, None, D(2026, 5, 8, 12, 30), CREATED)) == [D(2026, 5, 8, 12)]
@@ -242,6 +250,11 @@ def test_once_runs_once_at_the_start():
     assert interval_for(dag, D(2026, 5, 1, 9)) == due
 
 
+def test_once_does_not_run_again_when_its_start_date_moves_later():
+    moved = spec("@once", start_date="2026-05-02T09:00:00Z")  # it ran on 1 May at 09:00
+    assert due_runs(moved, D(2026, 5, 1, 9), D(2026, 5, 3), CREATED) == []
+
+
 def test_no_schedule_is_never_due():
     dag = spec(None)
     assert due_runs(dag, None, D(2026, 5, 3), CREATED) == []
@@ -274,6 +287,31 @@ def test_naive_and_aware_inputs_mean_the_same_instant():
     assert next_fire_after(dag, aware).tzinfo is None
 
 
+@pytest.fixture
+def local_time_new_york():
+    """The process's local time zone is not UTC (naive times must still mean UTC)."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    yield
+    if saved is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = saved
+    time.tzset()
+
+
+def test_naive_times_are_utc_whatever_the_local_time_zone(local_time_new_york):
+    dag = spec("0 * * * *", start_date="2026-05-01T00:00:00Z", catchup=True)
+    assert next_fire_after(dag, D(2026, 5, 1, 11, 30)) == D(2026, 5, 1, 12)
+    dues = due_runs(dag, D(2026, 5, 1, 10), D(2026, 5, 1, 12, 30), CREATED)
+    assert dues == [
+        Due(D(2026, 5, 1, 11), D(2026, 5, 1, 10), D(2026, 5, 1, 11)),
+        Due(D(2026, 5, 1, 12), D(2026, 5, 1, 11), D(2026, 5, 1, 12)),
+    ]
+    assert backfill_dates(dag, D(2026, 5, 1, 1), D(2026, 5, 1, 2)) == hours(D(2026, 5, 1, 1), 2)
+
+
 def test_backfill_dates_are_inclusive_and_ignore_start_end_and_catchup():
     dag = spec("0 * * * *", start_date="2026-05-01T02:00:00Z", end_date="2026-05-01T03:00:00Z")
     assert backfill_dates(dag, D(2026, 5, 1), D(2026, 5, 1, 5)) == hours(D(2026, 5, 1), 6)
@@ -292,12 +330,26 @@ def test_backfill_refuses_too_many_dates_and_a_reversed_range():
     assert len(backfill_dates(dag, D(2026, 5, 1), D(2026, 5, 1, 0, 9), limit=10)) == 10
     with pytest.raises(ValueError, match="more than 10"):
         backfill_dates(dag, D(2026, 5, 1), D(2026, 5, 1, 0, 10), limit=10)
-    with pytest.raises(ValueError, match="before start"):
+    with pytest.raises(ValueError) as reversed_range:
         backfill_dates(dag, D(2026, 5, 2), D(2026, 5, 1))
+    assert str(reversed_range.value) == "cannot backfill: end is before start"
 
 
-def test_a_year_of_missed_minutes_without_catchup_jumps_to_the_latest(monkeypatch):
-    steps = []
+def test_backfill_allows_10000_dates_by_default():
+    with pytest.raises(ValueError, match="more than 10000 runs between"):
+        backfill_dates(spec("* * * * *"), D(2026, 5, 1), D(2026, 5, 1) + 10_000 * MINUTE)
+
+
+def test_backfill_refuses_a_huge_range_without_counting_it(monkeypatch):
+    steps = count_croniter_steps(monkeypatch)
+    with pytest.raises(ValueError, match="more than 10 runs"):
+        backfill_dates(spec("* * * * *"), D(2026, 5, 1), D(9000, 1, 1), limit=10)
+    assert len(steps) <= 12  # limit + 1 dates, and the first found
+
+
+def count_croniter_steps(monkeypatch) -> list:
+    """A list that grows by one at each step croniter takes, forwards or backwards."""
+    steps: list = []
     for name in ("get_next", "get_prev"):
         original = getattr(croniter, name)
 
@@ -306,6 +358,11 @@ def test_a_year_of_missed_minutes_without_catchup_jumps_to_the_latest(monkeypatc
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(croniter, name, counted)
+    return steps
+
+
+def test_a_year_of_missed_minutes_without_catchup_jumps_to_the_latest(monkeypatch):
+    steps = count_croniter_steps(monkeypatch)
     dag = spec("* * * * *", timezone="Europe/Lisbon")
     dues = due_runs(dag, D(2025, 5, 1), D(2026, 5, 1, 12, 0, 30), CREATED)
     assert dues == [Due(D(2026, 5, 1, 12), D(2026, 5, 1, 11, 59), D(2026, 5, 1, 12))]

@@ -111,6 +111,15 @@ def test_unknown_rule_raises_even_without_upstream():
         evaluate("one_done", [])
 
 
+def test_unknown_rule_error_lists_every_rule():
+    with pytest.raises(ValueError) as raised:
+        evaluate("one_done", ["success"])
+    assert str(raised.value) == (
+        "unknown trigger rule 'one_done'; expected one of all_success, all_failed, all_done, "
+        "one_success, one_failed, none_failed, none_failed_min_one_success, none_skipped, always"
+    )
+
+
 def test_finished_states():
     assert sorted(FINISHED) == ["cancelled", "failed", "skipped", "success", "upstream_failed"]
     assert TRIGGER_RULES[0] == "all_success" and len(TRIGGER_RULES) == 9

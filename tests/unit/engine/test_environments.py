@@ -32,6 +32,7 @@ from app.engine.environments import (
     pip_index_options,
     resolve,
 )
+from tests.conftest import wait_until_gone
 from tests.unit.engine.wheels import make_wheel
 
 REPO = Path(__file__).resolve().parents[3]
@@ -399,17 +400,21 @@ def test_build_errors(hermetic: Path, env_dir: Path, monkeypatch: pytest.MonkeyP
 def test_uv_is_stopped_at_the_timeout(
     env_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    pids = tmp_path / "pids"
     slow_uv = tmp_path / "slow-uv"
-    slow_uv.write_text("#!/bin/sh\nsleep 30\n")  # sh's child holds the pipes too
+    # sh and its child, which holds the pipes too, both record their pid; never done alone
+    slow_uv.write_text(f"#!/bin/sh\necho $$ >> {pids}\nsleep 3600 &\necho $! >> {pids}\nwait\n")
     slow_uv.chmod(0o755)
     monkeypatch.setattr(envs, "find_uv", lambda: str(slow_uv))
-    started = time.monotonic()
     with pytest.raises(ResolutionError, match="uv pip compile did not finish within 0.2 s"):
         resolve(("six",), timeout_s=0.2)
     with pytest.raises(BuildError, match="uv venv did not finish within 0.2 s"):
         ensure_built("", env_dir=env_dir, cache_mb=100, timeout_s=0.2)
-    assert time.monotonic() - started < 5
     assert entries(env_dir) == [f"{hashlib.sha256(b'').hexdigest()}.lock"]
+    # each call returned (uv's sleep alone would hold the pipes for an hour), and what of its
+    # process group had started is gone: killed, not waited for
+    started = [int(pid) for pid in pids.read_text().split()] if pids.exists() else []
+    assert not [pid for pid in started if not wait_until_gone(pid)], "uv's group outlived it"
 
 
 # --- a real index ------------------------------------------------------------------------------
