@@ -8,6 +8,8 @@ worker process serves tries: ``app.worker.consumer`` hands this module its try r
 ``Consumer(huey)`` receives its queue instead of importing it.
 """
 
+import hashlib
+import hmac
 import logging
 import threading
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from huey import Huey
+from huey.serializer import Serializer, SignedSerializer
 from huey.storage import RedisStorage, SqliteStorage
 
 from app import log_setup
@@ -43,15 +46,54 @@ def redis_url(url: str) -> str:
     return url
 
 
+class SignedMessages(SignedSerializer):
+    """huey's signed serializer (pickle, then an HMAC of it), keyed from SECRET_KEY: a worker
+    unpickles only messages a Brisa process of this deployment made. Anyone who can write
+    to the queue (a shared Redis, a leaked URL) could otherwise run code in the worker, which
+    holds SECRET_KEY. A message without the signature is dropped before it is unpickled,
+    and logged. The key is derived on first use (the embedded default makes var/secret_key
+    then)."""
+
+    def __init__(self, settings: Settings):
+        Serializer.__init__(self)
+        self.separator = b":"
+        self.settings = settings
+        self.derived: bytes | None = None
+
+    @property
+    def _key(self) -> bytes:
+        if self.derived is None:
+            secret = self.settings.secret_key.encode()
+            self.derived = hmac.new(secret, b"brisa-queue-messages", hashlib.sha256).digest()
+        return self.derived
+
+    def _deserialize(self, data: bytes):
+        try:
+            message = self._unsign(data)
+        except ValueError:
+            log.error("a queue message not signed with this deployment's key was dropped")
+            raise
+        return Serializer._deserialize(self, message)
+
+
 def make_huey(name: str, settings: Settings) -> Huey:
     storage_class, storage_kwargs = storage_for(settings)
-    return Huey(name, results=False, utc=True, storage_class=storage_class, **storage_kwargs)
+    return Huey(
+        name,
+        results=False,
+        utc=True,
+        serializer=SignedMessages(settings),
+        storage_class=storage_class,
+        **storage_kwargs,
+    )
 
 
 def rebind(instance: Huey, settings: Settings) -> None:
-    """Point an existing huey instance (and the tasks registered on it) at another storage."""
+    """Point an existing huey instance (and the tasks registered on it) at another storage,
+    its messages signed with that deployment's key."""
     instance.storage_class, instance.storage_kwargs = storage_for(settings)
     instance.storage = instance.create_storage()
+    instance.serializer = SignedMessages(settings)
 
 
 huey = make_huey(QUEUE_NAME, current())
