@@ -1,15 +1,16 @@
-"""API tokens: random, shown once, stored only as SHA-256, compared in constant time."""
+"""API tokens: random, shown once, stored only as SHA-256, compared in constant time; and the
+web UI's sessions, kept server-side so signing out ends them."""
 
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from app.domain.errors import Forbidden, Invalid, NotFound, Unauthorized
 from app.domain.timeutil import utcnow
 from app.store.db import Compiled, Slot
-from app.store.models import ApiToken
+from app.store.models import ApiToken, UiSession
 
 ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
 TOKEN_PREFIX = "brisa_"  # marks a Brisa token (secret scanners match on it)
@@ -78,3 +79,34 @@ def revoke(token_id: int) -> ApiToken:
 def require(role: str, needed: str) -> None:
     if ROLES.index(role) < ROLES.index(needed):
         raise Forbidden(f"this needs the {needed} role; the token has {role}")
+
+
+SESSION_LIFETIME = timedelta(days=30)  # as Airflow's session_lifetime_minutes default
+
+
+def start_session(now: datetime | None = None) -> str:
+    """A new web UI session; returns its id (for the cookie; only its SHA-256 is stored).
+    Sessions past SESSION_LIFETIME are deleted on the way."""
+    now = now or utcnow()
+    UiSession.delete().where(UiSession.started_at < now - SESSION_LIFETIME).execute()
+    sid = secrets.token_urlsafe(32)
+    UiSession.create(sid_hash=hash_token(sid), started_at=now)
+    return sid
+
+
+def session_active(sid: str | None, now: datetime | None = None) -> bool:
+    """Whether the session with this id was started, is not signed out, and is younger
+    than SESSION_LIFETIME."""
+    if not sid:
+        return False
+    row = UiSession.get_or_none(UiSession.sid_hash == hash_token(sid))
+    now = now or utcnow()
+    return row is not None and row.ended_at is None and row.started_at > now - SESSION_LIFETIME
+
+
+def end_session(sid: str | None) -> None:
+    """Sign out: the session ends for every copy of its cookie."""
+    if sid:
+        UiSession.update(ended_at=utcnow()).where(
+            (UiSession.sid_hash == hash_token(sid)) & UiSession.ended_at.is_null()
+        ).execute()

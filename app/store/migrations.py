@@ -26,6 +26,7 @@ from app.store.models import (
     SchemaVersion,
     Secret,
     TaskTry,
+    UiSession,
 )
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,10 @@ def _v9_callback_deliveries() -> None:
     )
 
 
+def _v10_ui_sessions() -> None:
+    db.create_tables([UiSession])
+
+
 # (version, callable) in ascending order; each brings the schema from version-1 to version.
 STEPS: list = [
     (2, _v2_scheduling),
@@ -162,6 +167,7 @@ STEPS: list = [
     (7, _v7_environments),
     (8, _v8_ids_never_reused),
     (9, _v9_callback_deliveries),
+    (10, _v10_ui_sessions),
 ]
 LATEST = 1 + len(STEPS)  # the schema version this code needs
 

@@ -286,6 +286,15 @@ class ApiToken(BaseModel):
     revoked_at = pw.DateTimeField(null=True)
 
 
+class UiSession(BaseModel):
+    """A signed-in web UI session, kept server-side so that signing out ends it for every
+    copy of its cookie. Only the SHA-256 of the session id (in the cookie) is stored."""
+
+    sid_hash = pw.CharField(max_length=64, unique=True)
+    started_at = pw.DateTimeField(default=utcnow, index=True)
+    ended_at = pw.DateTimeField(null=True)
+
+
 ALL_MODELS = [
     SchemaVersion,
     Function,
@@ -301,4 +310,5 @@ ALL_MODELS = [
     Metric,
     AuditEvent,
     ApiToken,
+    UiSession,
 ]

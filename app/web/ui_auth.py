@@ -1,10 +1,11 @@
 """Sign-in for the web UI: an API token is exchanged for Flask's signed session cookie.
 
 The session never holds the token: only the role, the id of the token's row (none for
-BRISA_ADMIN_TOKEN) and a fingerprint (a prefix of the token's SHA-256). Every request
-re-checks them, so revoking or expiring a token, or changing BRISA_ADMIN_TOKEN, signs its
-sessions out. Every state-changing request must carry the session's CSRF token, in a hidden
-``csrf_token`` field or an ``X-CSRF-Token`` header.
+BRISA_ADMIN_TOKEN), a fingerprint (a prefix of the token's SHA-256) and the id of its
+server-side session row. Every request re-checks them, so signing out, revoking or expiring a
+token, or changing BRISA_ADMIN_TOKEN, signs its sessions out. Every state-changing request
+must carry the session's CSRF token, in a hidden ``csrf_token`` field or an ``X-CSRF-Token``
+header.
 """
 
 import hmac
@@ -33,17 +34,21 @@ def sign_in(token: str) -> str:
     token_id = None if admin and hmac.compare_digest(token, admin) else row.id
     session.clear()  # a new session on sign-in: nothing set before it survives
     session.update(role=role, tid=token_id, fp=_fingerprint(token), csrf=secrets.token_urlsafe(32))
+    session["sid"] = auth.start_session()
     return role
 
 
 def sign_out() -> None:
+    """End the session on the server too: a copy of its cookie no longer signs anyone in."""
+    auth.end_session(session.get("sid"))
     session.clear()
 
 
 def current_role() -> str | None:
-    """The signed-in role, or None when nobody is signed in or the token no longer works."""
+    """The signed-in role, or None when nobody is signed in, the session was signed out or
+    is past its lifetime, or the token no longer works."""
     fingerprint, role = session.get("fp"), session.get("role")
-    if not fingerprint or role not in auth.ROLES:
+    if not fingerprint or role not in auth.ROLES or not auth.session_active(session.get("sid")):
         return None
     if session.get("tid") is None:
         admin = current_app.config["BRISA"].admin_token

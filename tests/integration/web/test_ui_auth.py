@@ -8,7 +8,7 @@ import pytest
 from app.domain.timeutil import utcnow
 from app.engine import auth, runs
 from app.store.db import db
-from app.store.models import ApiToken, Dag, DagRun
+from app.store.models import ApiToken, Dag, DagRun, UiSession
 from tests.conftest import ADMIN_TOKEN, deploy_examples
 
 PAGES = [
@@ -115,7 +115,7 @@ def test_sign_in_keeps_no_token_in_the_cookie_and_goes_to_next(ui):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     with ui.session_transaction() as session:
         stored = dict(session)
-    assert set(stored) == {"role", "tid", "fp", "csrf"}
+    assert set(stored) == {"role", "tid", "fp", "csrf", "sid"}
     assert stored["role"] == "admin" and ADMIN_TOKEN not in str(stored)
     for page in PAGES:
         assert ui.get(page).status_code == 200, page
@@ -209,6 +209,27 @@ def test_a_revoked_token_signs_its_session_out(ui):
 def test_sign_out_ends_the_session(ui):
     sign_in(ui, ADMIN_TOKEN)
     assert ui.post("/logout", data={"csrf_token": csrf_of(ui)}).status_code == 303
+    assert ui.get("/").status_code == 302
+
+
+def test_a_cookie_copied_before_sign_out_no_longer_works_after_it(ui):
+    """#16.8: Flask's session lives in its cookie, so a copy taken before sign-out signed in
+    after it. The session is ended on the server."""
+    sign_in(ui, ADMIN_TOKEN)
+    copied = ui.get_cookie("session")
+    assert copied is not None
+    other = ui.application.test_client()  # another browser, holding the copy
+    other.set_cookie("session", copied.value)
+    assert other.get("/").status_code == 200  # the copy works while the session lasts
+    assert ui.post("/logout", data={"csrf_token": csrf_of(ui)}).status_code == 303
+    assert other.get("/").status_code == 302  # and not after the sign-out
+
+
+def test_a_session_past_its_lifetime_is_over(ui):
+    sign_in(ui, ADMIN_TOKEN)
+    with db.connection_context():
+        long_ago = utcnow() - auth.SESSION_LIFETIME
+        UiSession.update(started_at=long_ago).execute()
     assert ui.get("/").status_code == 302
 
 
