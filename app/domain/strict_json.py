@@ -23,14 +23,41 @@ def _finite(number: str) -> float:
     return value
 
 
+MAX_DEPTH = 100  # the deepest nesting of arrays and objects Brisa reads, everywhere
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than MAX_DEPTH levels."""
+
+
+TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels (Brisa reads JSON {MAX_DEPTH} levels deep)"
+
+
 def loads(text: str | bytes):
-    """Parse ``text``; raises ValueError for malformed or too deeply nested JSON, for NaN,
-    Infinity, -Infinity and for a number a float cannot hold (``1e400``, which Python would
-    read as infinity)."""
+    """Parse ``text``; raises ValueError for malformed JSON, for NaN, Infinity, -Infinity and
+    for a number a float cannot hold (``1e400``, which Python would read as infinity), and
+    TooDeep (a ValueError) for arrays and objects nested deeper than MAX_DEPTH levels: one
+    limit at every door (API bodies, webhooks, the UI's conf, the CLI, DAG files)."""
     try:
-        return json.loads(text, parse_constant=_refuse, parse_float=_finite)
+        value = json.loads(text, parse_constant=_refuse, parse_float=_finite)
     except RecursionError:
-        raise ValueError("nested too deep (Python's parser stops at about 1,000 levels)") from None
+        raise TooDeep(TOO_DEEP) from None
+    if depth(value) > MAX_DEPTH:
+        raise TooDeep(TOO_DEEP)
+    return value
+
+
+def depth(value) -> int:
+    """How deeply arrays and objects nest in ``value`` (a scalar: 0, ``[]``: 1). Walks
+    without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def has_nul(value) -> bool:

@@ -4,7 +4,7 @@ the raw body is the credential (app/engine/webhooks.py)."""
 from flask import Blueprint, jsonify, request
 
 from app.domain import strict_json
-from app.domain.errors import Conflict
+from app.domain.errors import BadRequest, Conflict
 from app.engine import dags, runs, webhooks
 
 hooks = Blueprint("hooks", __name__)
@@ -40,9 +40,11 @@ def deliver(dag_id):
 
 def _conf(body: bytes):
     """The delivery's JSON body; anything else, strict JSON's NaN and Infinity included, is
-    passed on as text."""
+    passed on as text, but JSON nested too deep is a 400."""
     try:
         return strict_json.loads(body)
+    except strict_json.TooDeep as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
     except (ValueError, UnicodeDecodeError):
         return body.decode("utf-8", errors="replace")
 

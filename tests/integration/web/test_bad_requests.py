@@ -2,6 +2,7 @@
 
 import pytest
 
+from app.engine import webhooks
 from tests.conftest import deploy_source
 
 SOURCE = "def handler(e, c):\n    return 1\n"
@@ -118,14 +119,36 @@ def test_an_http_runtime_timeout_past_a_day_is_422(client, admin):
     assert "at most 86400" in detail["message"], detail
 
 
-@pytest.mark.parametrize("depth", [990, 100_000])
+@pytest.mark.parametrize("depth", [99, 330, 990, 100_000])
 def test_a_deeply_nested_body_is_400_not_a_recursion_error(client, admin, dag, depth):
+    """#16.6: one nesting limit (100 levels, the body's own object counted) at every door;
+    330 levels got a 500 from invoke, 5,000 from every route."""
     body = '{"conf": {"x": ' + "[" * depth + "]" * depth + "}}"
     headers = {**admin, "Content-Type": "application/json"}
     response = client.post("/api/v1/dags/d/runs", data=body, headers=headers)
     assert response.status_code == 400, response.get_json()
-    assert "nested too deep" in response.get_json()["error"]["message"]
+    assert "nested deeper than 100 levels" in response.get_json()["error"]["message"]
     assert client.get("/api/v1/dags/d/runs", headers=admin).get_json()["runs"] == []
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/functions/f/invoke", "/api/v1/dags", "/api/v1/functions", "/hooks/d"]
+)
+def test_json_at_the_limit_passes_and_one_deeper_is_400_at_every_door(client, admin, dag, path):
+    deploy_source(client, admin, "f", "def handler(e, c):\n    return 1\n")
+    secret = client.post("/api/v1/dags/d/webhook-secret", headers=admin).get_json()
+    deeper = ("[" * 101 + "]" * 101).encode()
+
+    def headers(body: bytes) -> dict:
+        signed = webhooks.standard_headers(secret["webhook_secret"], "msg-1", body)
+        return {**admin, **signed, "Content-Type": "application/json"}
+
+    response = client.post(path, data=deeper, headers=headers(deeper))
+    assert response.status_code == 400, (path, response.get_json())
+    assert "nested deeper than 100 levels" in response.get_json()["error"]["message"]
+    at_limit = ("[" * 100 + "]" * 100).encode()
+    response = client.post(path, data=at_limit, headers=headers(at_limit))
+    assert response.status_code != 400 or "nested" not in response.get_data(as_text=True)
 
 
 def test_a_deeply_nested_runtime_spec_is_422(client, admin):
@@ -133,4 +156,4 @@ def test_a_deeply_nested_runtime_spec_is_422(client, admin):
     body = {"name": "h", "runtime": "http", "source": source}
     response = client.post("/api/v1/functions", json=body, headers=admin)
     assert response.status_code == 422, response.get_json()
-    assert "nested too deep" in response.get_json()["error"]["details"][0]["message"]
+    assert "nested deeper than 100" in response.get_json()["error"]["details"][0]["message"]

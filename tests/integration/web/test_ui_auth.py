@@ -306,7 +306,8 @@ def test_a_query_number_out_of_range_is_a_clear_400_not_a_500(ui, path):
     [
         ('{"name": "ui\\u0000nul"}', "may not contain NUL"),  # the example (#15.4)
         ('{"x": NaN}', "NaN is not JSON"),  # #15.3
-        ('{"x": ' + "[" * 2000 + "]" * 2000 + "}", "nested too deep"),
+        ('{"x": ' + "[" * 2000 + "]" * 2000 + "}", "nested deeper than 100 levels"),
+        ('{"x": ' + "[" * 330 + "]" * 330 + "}", "nested deeper than 100 levels"),
     ],
 )
 def test_the_trigger_forms_conf_is_refused_as_the_apis_body_is(ui, conf, message):
