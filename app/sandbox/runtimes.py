@@ -20,7 +20,7 @@ import urllib.request
 from datetime import date, datetime, time
 from decimal import Decimal
 
-from app.domain import strict_json
+from app.domain import redact, strict_json
 from app.domain.runtime_specs import interpolate, render
 from app.sandbox.job import Failed, Job
 
@@ -126,13 +126,16 @@ def run_sql(spec: dict, scope: dict, job: Job):
     try:
         connection = psycopg2.connect(url)
     except psycopg2.Error as exc:
-        raise Failed(f"connection {name!r}: {_first_line(exc)}") from None
+        raise Failed(
+            f"connection {name!r}: {redact.connection_details(_first_line(exc))}"
+        ) from None
     try:
         with connection, connection.cursor() as cursor:  # commits, or rolls back on error
             cursor.execute(spec["query"], params or None)
             return _sql_result(cursor)
     except psycopg2.Error as exc:
-        raise Failed(f"{type(exc).__name__}: {_first_line(exc)}") from None
+        error = redact.connection_details(_first_line(exc))
+        raise Failed(f"{type(exc).__name__}: {error}") from None
     finally:
         connection.close()
 

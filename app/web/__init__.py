@@ -12,7 +12,7 @@ from werkzeug.routing import IntegerConverter
 from app import broker
 from app import log_setup as logs
 from app.config import Settings, current
-from app.domain import strict_json
+from app.domain import redact, strict_json
 from app.domain.errors import BrisaError
 from app.store import db as database
 from app.web import api, health, hooks, openapi, ui
@@ -152,7 +152,8 @@ def _register_error_handlers(flask_app: Flask) -> None:
         return jsonify(body), exc.code
 
     def database_unavailable(exc: Exception):
-        log.warning("database unavailable: %s: %s", type(exc).__name__, str(exc).strip()[:200])
+        reason = redact.connection_details(str(exc).strip())[:200]
+        log.warning("database unavailable: %s: %s", type(exc).__name__, reason)
         database.discard_connection()
         message = "the database is unavailable; try again shortly"
         body = {"error": {"code": "unavailable", "message": message, "details": None}}

@@ -394,3 +394,19 @@ def test_sandbox_python_context_secrets():
         result_cap_bytes=1024 * 1024,
     )
     assert sandbox.run(job, 20).result == {"token": "t0k"}
+
+
+def test_a_sql_connection_error_names_no_host_port_user_or_database(client, admin, consumer):
+    """#16.9: viewers read 'connection to server at "127.0.0.1", port 5432 failed: FATAL:
+    role "etl_user" does not exist'; the README says connection URLs never appear."""
+    require_postgres()
+    add_secret("warehouse", "postgresql://etl_user@127.0.0.1:5432/warehouse_db")
+    sql = {"connection": "warehouse", "query": "SELECT 1"}
+    deploy(client, admin, "etl", "sql", sql, secrets=["warehouse"])
+    answer = invoke(client, admin, "etl")
+    assert answer["state"] == "failed"
+    error = answer["tasks"][0]["error"]
+    assert "connection 'warehouse'" in error and "***" in error, error
+    for detail in ("127.0.0.1", "5432", "etl_user", "warehouse_db"):
+        assert detail not in error, error
+        assert detail not in logs(client, admin, answer["run_id"], "etl")
