@@ -25,7 +25,7 @@ from app.config import Settings, current
 from app.domain.timeutil import as_utc, ceil_second
 from app.engine import callbacks, dispatch
 from app.store import outbox
-from app.store.db import db, ensure_bound, retrying
+from app.store.db import create_private, db, ensure_bound, retrying
 
 QUEUE_NAME = "brisa"
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 def storage_for(settings: Settings) -> tuple[type, dict]:
     if settings.redis_url:
         return RedisStorage, {"url": redis_url(settings.redis_url)}
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    create_private(settings.queue_path)
     return SqliteStorage, {"filename": str(settings.queue_path), "timeout": 10}
 
 

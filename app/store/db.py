@@ -1,6 +1,8 @@
 """The metadata database: one peewee proxy, bound to Postgres or SQLite from DATABASE_URL."""
 
+import contextlib
 import logging
+import os
 import random
 import sqlite3
 import threading
@@ -117,10 +119,19 @@ def _patiently(action):
             wait = min(wait * 2, 0.25)
 
 
+def create_private(path: str | Path) -> None:
+    """Create the file at ``path`` readable by its owner only (0600), unless it exists: a
+    SQLite database (and its -wal and -shm files, which SQLite gives the database's mode)
+    holds every function's source and the encrypted secrets."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def _ensure_wal(path: str, attempts: int = 100) -> None:
     """WAL is a property of the file, set once. Two processes setting it on a new file at the
     same moment: one gets SQLITE_BUSY at once (no busy handler applies), so it retries."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     for attempt in range(attempts):
         try:
             with closing(sqlite3.connect(path, timeout=10)) as connection:

@@ -41,7 +41,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     flask_app = Flask(__name__)
     flask_app.config.update(
         SECRET_KEY=settings.secret_key,
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        # One byte more than allowed, so that a streamed (chunked) body just over the cap is
+        # seen whole and refused (api/common.body), not cut at the cap without a word.
+        MAX_CONTENT_LENGTH=settings.max_body_bytes + 1,
         BRISA=settings,
         # The UI's session cookie: never readable by scripts, not sent on cross-site POSTs,
         # and Secure (HTTPS only) unless this is the embedded default over plain http.

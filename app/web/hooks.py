@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify, request
 from app.domain import strict_json
 from app.domain.errors import BadRequest, Conflict
 from app.engine import dags, runs, webhooks
+from app.web.api import common
 
 hooks = Blueprint("hooks", __name__)
 
@@ -15,7 +16,7 @@ USEFUL_HEADERS = ("X-GitHub-Event", "X-GitHub-Delivery", "webhook-id")
 @hooks.post("/hooks/<dag_id>")
 def deliver(dag_id):
     dag = dags.get(dag_id)
-    body = request.get_data()
+    body = common.body()
     scheme = webhooks.verify(dags.webhook_secret(dag), body, request.headers)
     if dag.paused:
         raise Conflict(f"DAG {dag_id!r} is paused: the delivery was not accepted; retry later")

@@ -8,6 +8,7 @@ fetch() (``Accept: application/json``) and otherwise redirects back with a flash
 
 import json
 import logging
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -103,6 +104,15 @@ def back(fallback: str) -> str:
     return ui_auth.safe_next(request.form.get("next")) or fallback
 
 
+def _same_site_referrer() -> str | None:
+    """The page the failed form was on, as a path of this site; None for another site's."""
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc and referrer.netloc != request.host:
+        return None
+    path = referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    return ui_auth.safe_next(path)
+
+
 def done(message: str, fallback: str, **data):
     """The answer to a change that worked: JSON for fetch(), else flash and redirect."""
     if wants_json():
@@ -118,7 +128,7 @@ def brisa_error(exc: BrisaError):
         return jsonify(exc.to_dict()), exc.status
     if request.method == "POST":
         flash(exc.message, "error")
-        return redirect(back(request.referrer or url_for("ui.dags_page")), code=303)
+        return redirect(back(_same_site_referrer() or url_for("ui.dags_page")), code=303)
     return render_template("error.html", status=exc.status, message=exc.message), exc.status
 
 

@@ -6,6 +6,7 @@ import re
 from functools import wraps
 
 from flask import Blueprint, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.domain import strict_json
 from app.domain.errors import BadRequest, Invalid, UnsupportedMediaType
@@ -49,8 +50,17 @@ def needs(role: str):
     return decorate
 
 
-def json_body(optional: bool = False):
+def body() -> bytes:
+    """The request's body; 413 over BRISA_MAX_BODY_BYTES, also when it came chunked (no
+    Content-Length: werkzeug stops reading at the cap, so a longer one would be cut)."""
     raw = request.get_data(cache=True)
+    if len(raw) > current_app.config["BRISA"].max_body_bytes:
+        raise RequestEntityTooLarge()
+    return raw
+
+
+def json_body(optional: bool = False):
+    raw = body()
     if not raw.strip():
         if optional:
             return None
@@ -58,12 +68,12 @@ def json_body(optional: bool = False):
     if not request.is_json:
         raise UnsupportedMediaType("send the body as Content-Type: application/json")
     try:
-        body = strict_json.loads(raw)
+        value = strict_json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
-    if strict_json.has_nul(body):
+    if strict_json.has_nul(value):
         raise Invalid([{"field": "", "message": "strings may not contain NUL (\\u0000)"}])
-    return body
+    return value
 
 
 _DIGITS = re.compile("[0-9]{1,19}")  # ASCII only: str.isdigit accepts "²", which int() refuses

@@ -317,3 +317,22 @@ def test_the_trigger_forms_conf_is_refused_as_the_apis_body_is(ui, conf, message
     assert response.status_code == 422 and message in response.get_json()["error"]["message"]
     with db.connection_context():
         assert DagRun.select().count() == 1
+
+
+@pytest.mark.parametrize(
+    ("referrer", "location"),
+    [
+        ("https://evil.example/phish", "/"),  # #16.10: it was followed
+        ("//evil.example/x", "/"),
+        ("http://localhost/dags/example_pipeline?tab=runs", "/dags/example_pipeline?tab=runs"),
+        (None, "/"),
+    ],
+)
+def test_a_failed_form_goes_back_only_to_a_page_of_this_site(ui, referrer, location):
+    sign_in(ui, ADMIN_TOKEN)
+    headers = {"Referer": referrer} if referrer else {}
+    # Cancelling run 1 twice: the second is refused (409), so the form goes back.
+    ui.post("/runs/1/cancel", data={"csrf_token": csrf_of(ui)})
+    response = ui.post("/runs/1/cancel", data={"csrf_token": csrf_of(ui)}, headers=headers)
+    assert response.status_code == 303
+    assert response.location == location

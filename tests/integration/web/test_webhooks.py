@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import hmac
+import io
 import json
 import socket
 import threading
@@ -132,6 +133,30 @@ def test_a_paused_dag_refuses_deliveries_with_409(client, admin, hooked):
         == 409
     )
     assert run_count() == 0
+
+
+@pytest.mark.parametrize("size", [1024 * 1024 + 1, 3 * 1024 * 1024])
+def test_a_chunked_body_over_the_cap_is_413_not_cut(client, hooked, size):
+    """#16.10: a chunked delivery (no Content-Length) over 1 MiB was cut at the cap and
+    answered 401 (the signature of the cut body did not match)."""
+    body = b"x" * size
+    headers = {**github_headers(hooked, body), "Transfer-Encoding": "chunked"}
+    environ = {"wsgi.input_terminated": True}
+    response = client.post(
+        "/hooks/hooked", input_stream=io.BytesIO(body), headers=headers, environ_base=environ
+    )
+    assert response.status_code == 413
+    assert run_count() == 0
+
+
+def test_a_chunked_body_at_the_cap_is_read_whole(client, hooked):
+    body = b"y" * (1024 * 1024)
+    headers = {**github_headers(hooked, body), "Transfer-Encoding": "chunked"}
+    environ = {"wsgi.input_terminated": True}
+    response = client.post(
+        "/hooks/hooked", input_stream=io.BytesIO(body), headers=headers, environ_base=environ
+    )
+    assert response.status_code == 202, response.get_json()
 
 
 def test_an_unknown_dag_is_404_and_a_huge_body_413(client, hooked):
