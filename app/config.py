@@ -49,6 +49,8 @@ class Settings:
     load_check_timeout_s: float  # a deploy's check that the module loads, killed after this
     log_cap_bytes: int  # log kept per try; the rest is dropped with a marker
     result_cap_bytes: int  # a bigger JSON result fails the try
+    try_max_processes: int  # RLIMIT_NPROC while a try runs (0: as the worker has it)
+    try_max_file_bytes: int  # RLIMIT_FSIZE: the largest file a try may write (0: no limit)
     sandbox_tick_s: float  # how often a running try's supervisor flushes logs, checks for cancel
     sandbox_spares: int  # sandbox children a worker keeps forked ahead of its next try
     # Execution environments and warm executors
@@ -261,6 +263,24 @@ VARIABLES: tuple[Variable, ...] = (
         MiB,
         "bytes",
         "a larger JSON result fails the try",
+        int,
+    ),
+    Variable(
+        "BRISA_TRY_MAX_PROCESSES",
+        "try_max_processes",
+        4096,
+        "processes",
+        "RLIMIT_NPROC while a try runs: processes the worker's user may have at once, a fork"
+        " bomb's ceiling (Linux counts every process of that user; root is exempt); 0: none",
+        int,
+    ),
+    Variable(
+        "BRISA_TRY_MAX_FILE_BYTES",
+        "try_max_file_bytes",
+        1024 * MiB,
+        "bytes",
+        "RLIMIT_FSIZE while a try runs: writing a larger file fails with 'File too large';"
+        " 0: no limit",
         int,
     ),
     Variable(

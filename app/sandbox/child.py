@@ -9,6 +9,7 @@ A job's ``runtime`` (default ``python``) picks what runs: a python handler here,
 ``http``, ``sql`` and ``shell`` runtimes of app/sandbox/runtimes.py.
 """
 
+import contextlib
 import ctypes
 import json
 import linecache
@@ -28,6 +29,7 @@ from app.sandbox.job import Failed, Job, SkipTask
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # context.log's lines
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"  # a try's PATH: the system's, never the worker's
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PR_SET_CHILD_SUBREAPER = 36
 SANDBOX_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -36,6 +38,7 @@ def main(jobs, output, outcome) -> None:
     run it in ``job.workdir`` (made, and removed after, by the worker)."""
     os.setsid()  # its own process group: the worker kills the whole group at the end
     _die_with_parent()
+    become_subreaper()
     _redirect_output(output)
     try:
         job = jobs.recv()
@@ -48,6 +51,7 @@ def main(jobs, output, outcome) -> None:
     except EOFError:  # never given a job: a spare the worker let go
         pass
     finally:
+        kill_descendants(os.getpid())  # nothing the try started outlives it
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
@@ -95,6 +99,8 @@ def confine_try(job: Job, base_environ: dict) -> None:
     os.environ.update(job.env)
     os.environ.update({"HOME": workdir, "TMPDIR": workdir})
     os.chdir(workdir)
+    _limit(resource.RLIMIT_NPROC, job.max_processes)
+    _limit(resource.RLIMIT_FSIZE, job.max_file_bytes)
     if job.cpu_s:  # CPU seconds: a busy loop is stopped even between wall-clock checks
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu = int(usage.ru_utime + usage.ru_stime + job.cpu_s) + 1
@@ -104,6 +110,54 @@ def confine_try(job: Job, base_environ: dict) -> None:
     root.handlers = [logging.StreamHandler(sys.stderr)]
     root.handlers[0].setFormatter(logging.Formatter(LOG_FORMAT))
     root.setLevel(logging.INFO)
+
+
+def _limit(which: int, soft: int | None) -> None:
+    """Set a soft resource limit for this try, within the hard one (None: leave it)."""
+    if soft is None:
+        return
+    hard = resource.getrlimit(which)[1]
+    resource.setrlimit(which, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+
+
+def become_subreaper() -> None:
+    """Orphans among this process's descendants (a child that left its process group with
+    setpgid or setsid, then lost its parent) become its children, not init's: the worker
+    finds and kills every descendant when the try ends (supervisor.kill_tree). A file too
+    large fails the write (EFBIG) instead of killing the process (SIGXFSZ)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def kill_descendants(pid: int) -> None:
+    """SIGKILL every process descended from ``pid``, also those that left its process group:
+    ``pid`` is a subreaper (become_subreaper), so they stay in its tree while it lives. The
+    tree is read first, then killed, twice (a fork racing the first pass is caught)."""
+    for _ in range(2):
+        for descendant in descendants(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(descendant, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (its children, theirs, ...), from /proc."""
+    found, pending = [], [pid]
+    while pending:
+        parent = pending.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as listing:
+                    children = [int(child) for child in listing.read().split()]
+            except OSError:
+                continue
+            found += children
+            pending += children
+    return found
 
 
 def load_handler(source: str, handler: str, filename: str):

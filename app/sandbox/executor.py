@@ -33,6 +33,7 @@ def main(memory_mb: int, jobs_fd: int, outcomes_fd: int) -> None:
     jobs = Connection(jobs_fd, writable=False)
     outcomes = Connection(outcomes_fd, readable=False)
     child.limit_memory(memory_mb)
+    child.become_subreaper()
     baseline = _Baseline()
     handler = None
     while True:
@@ -48,6 +49,8 @@ def main(memory_mb: int, jobs_fd: int, outcomes_fd: int) -> None:
         debris = debris or _debris()
         sys.stdout.flush()
         sys.stderr.flush()
+        if debris:  # nothing the try started outlives it, in or out of its process group
+            child.kill_descendants(os.getpid())
         outcomes.send_bytes(json.dumps([*result, debris]).encode())
         if debris:
             os._exit(0)

@@ -25,6 +25,10 @@ class Job:
     env: the version's environment variables.
     memory_mb: the address-space limit, MiB.
     cpu_s: the CPU-time limit, seconds (None: none besides the wall-clock timeout).
+    max_processes: RLIMIT_NPROC while the call runs: processes the worker's user may have
+        (None: as the worker has it). Not enforced for root.
+    max_file_bytes: RLIMIT_FSIZE: the largest file the call may write (None: no limit);
+        writing past it fails with "File too large".
     result_cap_bytes: the largest JSON result accepted, bytes.
     check_only: load the module and check the handler, call nothing (the deploy check).
     workdir: the scratch directory the call runs in (made and removed by the supervisor).
@@ -41,6 +45,8 @@ class Job:
     secrets: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
     cpu_s: float | None = None
+    max_processes: int | None = None
+    max_file_bytes: int | None = None
     check_only: bool = False
     workdir: str = ""
 

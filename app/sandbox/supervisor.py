@@ -365,9 +365,11 @@ def death(exitcode) -> str:
 
 
 def kill_group(process) -> None:
-    """Kill the child and anything it started in its process group."""
+    """Kill the child, its process group, and every process descended from it, also those
+    that left the group (setpgid, setsid): see child.kill_descendants."""
     if process.pid is None:
         return
+    sandbox_child.kill_descendants(process.pid)
     for kill in (lambda: os.killpg(process.pid, signal.SIGKILL), process.kill):
         try:
             kill()

@@ -13,7 +13,7 @@ from huey.consumer import Consumer
 
 from app import broker
 from app.config import current
-from app.sandbox import supervisor
+from app.sandbox import scratch, supervisor
 from app.store.db import ensure_bound
 from app.worker import try_runner
 
@@ -39,6 +39,7 @@ def _create_consumer(**options) -> Consumer:
 huey.create_consumer = _create_consumer  # what huey_consumer calls
 broker.install()
 _settings = current()
+scratch.claim()  # before anything makes a temporary directory (the fork server does)
 supervisor.configure(tick_s=_settings.sandbox_tick_s, spares=_settings.sandbox_spares)
 # Now, not at the first try: the fork server leaves this process group as it starts, and a
 # stop signal sent to the group while it started could kill it with the try it was forking.

@@ -270,6 +270,8 @@ def build_job(ti: TaskInstance, settings) -> Job:
         memory_mb=version.memory_mb,
         cpu_s=ti.timeout,
         result_cap_bytes=settings.result_cap_bytes,
+        max_processes=settings.try_max_processes or None,
+        max_file_bytes=settings.try_max_file_bytes or None,
     )
 
 

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from app import config
 from tests.conftest import deploy_source
 
 HOSTILE = {
@@ -193,3 +194,92 @@ def test_a_nul_byte_from_outside_is_stored_as_the_replacement_character(client, 
     deploy_source(client, admin, "raise_nul", raiser)
     failed = invoke(client, admin, "raise_nul")
     assert failed["state"] == "failed" and "bad\ufffdbyte" in failed["error"], failed
+
+
+ESCAPES = {  # a child that leaves the try's process group, then the try ends
+    "setpgid_then_timeout": (
+        "import os, time\n"
+        "def handler(e, c):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        os.setpgid(0, 0)\n"
+        "        time.sleep(600)\n"
+        "        os._exit(0)\n"
+        "    print('escaped', pid, flush=True)\n"
+        "    time.sleep(600)\n",
+        "failed",
+    ),
+    "setpgid_then_return": (
+        "import os, time\n"
+        "def handler(e, c):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        os.setpgid(0, 0)\n"
+        "        time.sleep(600)\n"
+        "        os._exit(0)\n"
+        "    print('escaped', pid, flush=True)\n"
+        "    return 'left a child'\n",
+        "success",
+    ),
+    "double_fork_daemon": (
+        "import os, time\n"
+        "def handler(e, c):\n"
+        "    r, w = os.pipe()\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            time.sleep(600)\n"
+        "            os._exit(0)\n"
+        "        os.write(w, str(pid).encode())\n"
+        "        os._exit(0)\n"
+        "    print('escaped', int(os.read(r, 32)), flush=True)\n"
+        "    return 'daemonized'\n",
+        "success",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ESCAPES))
+def test_every_process_a_try_starts_dies_with_the_try(client, admin, consumer, name):
+    """#16.7: a child that called os.setpgid(0, 0) (or daemonized) outlived the timeout and
+    the try. Every descendant is found (the executor is a subreaper) and killed."""
+    source, state = ESCAPES[name]
+    deploy_source(client, admin, name, source, timeout=2)
+    outcome = invoke(client, admin, name)
+    assert outcome["state"] == state, outcome
+    log = client.get(f"/api/v1/runs/{outcome['run_id']}/tasks/{name}/logs", headers=admin)
+    escaped = int(log.get_json()["text"].split("escaped ")[1].split()[0])
+    deadline = time.monotonic() + 10
+    while alive(escaped) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(escaped), f"process {escaped} outlived its try"
+
+
+def test_a_try_writing_a_file_past_its_limit_fails_with_file_too_large(
+    client, admin, consumer, monkeypatch
+):
+    monkeypatch.setenv("BRISA_TRY_MAX_FILE_BYTES", str(1024 * 1024))
+    config.current.cache_clear()
+    source = (
+        "def handler(e, c):\n"
+        "    with open('big', 'wb') as f:\n"
+        "        f.write(b'x' * (2 * 1024 * 1024))\n"
+    )
+    deploy_source(client, admin, "writer", source)
+    outcome = invoke(client, admin, "writer")
+    assert outcome["state"] == "failed"
+    assert "File too large" in outcome["error"], outcome["error"]
+
+
+def test_a_try_runs_under_the_documented_process_and_file_limits(client, admin, consumer):
+    source = (
+        "def handler(e, c):\n"
+        "    limits = open('/proc/self/limits').read().splitlines()\n"
+        "    pick = lambda name: [l for l in limits if l.startswith(name)][0].split()\n"
+        "    return {'processes': pick('Max processes')[2],\n"
+        "            'file': pick('Max file size')[3]}\n"
+    )
+    deploy_source(client, admin, "limits", source)
+    outcome = invoke(client, admin, "limits")
+    assert outcome["result"] == {"processes": "4096", "file": str(1024 * 1024 * 1024)}
