@@ -8,6 +8,7 @@ ROWS: list[dict] = []
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "fault: injects a real fault into real processes")
+    config.addinivalue_line("markers", "own_servers: stops Postgres or Redis: gets its own")
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ import collections
 import hashlib
 import hmac
 import os
+import shutil
 import signal
-import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import redis
 import requests
 
 from app.cli import devserver
+from tests.soak.servers import PrivatePostgres, PrivateRedis
 from tests.system import AUTH, E2E_REDIS_URL, ROOT, procfile_system
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(300)]
@@ -41,8 +43,33 @@ LEDGERED = (
 
 
 @pytest.fixture
-def system(tmp_path):
-    with procfile_system("postgres", tmp_path / "var", extra_env=FAST) as running:
+def servers(request):
+    """For a test marked ``own_servers`` (it stops them): a Postgres cluster and a Redis of
+    its own, (postgres, redis), so the machine's shared servers, which other test runs use,
+    are never stopped. None for the others."""
+    if request.node.get_closest_marker("own_servers") is None:
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="brisa-faults-", dir="/tmp"))  # postgres reads it
+    postgres, queue = PrivatePostgres(folder), PrivateRedis(folder)
+    postgres.url = f"postgresql://postgres@127.0.0.1:{postgres.port}/postgres"
+    try:
+        postgres.init()
+        postgres.start()
+        queue.start()
+        yield postgres, queue
+    finally:
+        queue.crash()
+        postgres.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def system(tmp_path, servers):
+    extra = dict(FAST)
+    if servers is not None:
+        extra.update(DATABASE_URL=servers[0].url, REDIS_URL=servers[1].url)
+    with procfile_system("postgres", tmp_path / "var", extra_env=extra) as running:
         yield running
 
 
@@ -298,20 +325,15 @@ def test_a_thousand_runs_while_a_worker_is_killed_and_restarted(system, client, 
         assert 1 <= ran <= task["try_number"]
 
 
-def pg_cluster(action: str) -> None:
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
-        check=True,
-        timeout=60,
-    )
-
-
-def test_postgres_stopped_mid_run_answers_503_then_everything_completes(system, client, report):
+@pytest.mark.own_servers
+def test_postgres_stopped_mid_run_answers_503_then_everything_completes(
+    system, servers, client, report
+):
+    postgres, _queue = servers
     client.setup("fifty", tasks=50, sleep=0.2)
     run_id = client.trigger("fifty")
     wait_mid_run(client, run_id)
-    pg_cluster("stop")
+    postgres.stop()
     stopped_at = time.monotonic()
     statuses = []
     try:
@@ -322,7 +344,7 @@ def test_postgres_stopped_mid_run_answers_503_then_everything_completes(system, 
                 statuses.append(type(exc).__name__)
             time.sleep(0.5)
     finally:
-        pg_cluster("start")
+        postgres.start()
     (run,) = client.wait_all([run_id], timeout=180)
     recover = time.monotonic() - stopped_at
     lost, duplicated = check([run], client, 50)
@@ -338,43 +360,14 @@ def test_postgres_stopped_mid_run_answers_503_then_everything_completes(system, 
     assert all(t["state"] == "success" for t in run["tasks"])
 
 
-def redis_server(action: str) -> None:
-    if action == "stop":
-        subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], timeout=30)
-        return
-    subprocess.run(
-        [
-            "redis-server",
-            "--daemonize",
-            "yes",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "6379",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        check=True,
-        timeout=30,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if redis.Redis.from_url(E2E_REDIS_URL).ping():
-                return
-        except redis.RedisError:
-            time.sleep(0.2)
-    raise AssertionError("Redis did not come back")
-
-
+@pytest.mark.own_servers
 def test_redis_down_triggers_and_webhooks_are_accepted_and_run_once_it_is_back(
-    system, client, report
+    system, servers, client, report
 ):
+    _postgres, queue = servers
     client.setup("while_down", tasks=2, chain=True)
     secret = client.call("POST", "/api/v1/dags/while_down/webhook-secret").json()["webhook_secret"]
-    redis_server("stop")
+    queue.crash()
     try:
         run_ids = [client.trigger("while_down") for _ in range(5)]
         body = b'{"from": "a webhook"}'
@@ -390,7 +383,7 @@ def test_redis_down_triggers_and_webhooks_are_accepted_and_run_once_it_is_back(
         ready = client.call("GET", "/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["queue"].startswith("down")
     finally:
-        redis_server("start")
+        queue.start()
     back_at = time.monotonic()
     runs = client.wait_all(run_ids, timeout=120)
     lost, duplicated = check(runs, client, 2)
