@@ -118,22 +118,27 @@ def not_chosen_by(task_id: str) -> str:
     return f"not chosen by the branch of {task_id!r}"
 
 
-def task_finished(
-    run_id: int, downstream: list[str], branch=None, known=None, task_id: str | None = None
-) -> None:
-    """After a task's try reached a final state: decide its successors, then the run. With
-    ``branch``, the direct successors it did not choose are skipped (``task_id``: the
-    branching task). ``known``: states the caller has just committed ({task_id: state}),
-    not read again."""
+def skip_not_chosen(run_id: int, downstream: list[str], branch, task_id: str) -> list:
+    """The direct successors a branching task did not choose, still waiting, skipped in the
+    branching task's own transaction (with the reason kept on them): another upstream
+    finishing meanwhile must never find one of them ready. Returns those skipped."""
+    reason = not_chosen_by(task_id)
+    chosen = set(branch)
+    waiting = _waiting(run_id, [t for t in downstream if t not in chosen])
+    return [ti for ti in waiting if states.mark_not_run(ti, TaskState.SKIPPED, reason)]
+
+
+def task_finished(run_id: int, downstream: list[str], known=None, skipped=()) -> None:
+    """After a task's try reached a final state: decide its successors, then the run.
+    ``skipped``: the successors a branch skipped with it (skip_not_chosen), whose own
+    successors are decided here too. ``known``: states the caller has just committed
+    ({task_id: state}), not read again."""
     known = dict(known or {})
     unfinished = 0
     with db.atomic():
-        if branch is not None:
-            reason = not_chosen_by(task_id or "?")
-            for ti in _waiting(run_id, [t for t in downstream if t not in branch]):
-                if states.mark_not_run(ti, TaskState.SKIPPED, reason):
-                    known[ti.task_id] = str(TaskState.SKIPPED)
-                    unfinished += evaluate(run_id, ti.downstream, known)
+        for ti in skipped:
+            known[ti.task_id] = str(TaskState.SKIPPED)
+            unfinished += evaluate(run_id, ti.downstream, known)
         unfinished += evaluate(run_id, downstream, known)
     if not unfinished:  # a successor queued or still waiting: the run cannot be over
         maybe_finish_run(run_id)

@@ -16,13 +16,18 @@ def record_outcome(ti: TaskInstance, try_number: int, outcome: Outcome) -> bool:
     nothing), keep its history, then dispatch its successors if the task is finished;
     returns whether this outcome was the one recorded."""
     error = outcome.error or _bad_branch(ti, outcome.branch)
-    with db.atomic():  # the new state and its history: one commit
+    skipped: list = []
+    with db.atomic():  # the new state, its history and a branch's skips: one commit
         if outcome.skipped:
             tried, moved = "skipped", transitions.skip(ti.id, try_number, outcome.error)
             finished = moved
         elif outcome.ok and error is None:
             tried, moved = "success", transitions.succeed(ti.id, try_number, outcome.result)
             finished = moved
+            if moved and outcome.branch is not None:  # in this commit: see skip_not_chosen
+                skipped = dispatch.skip_not_chosen(
+                    ti.run_id, ti.downstream, outcome.branch, ti.task_id
+                )
         else:
             delay = retry_delay(try_number, ti.retry_delay, ti.retry_backoff, ti.max_retry_delay)
             reached = transitions.fail(ti.id, try_number, ti.max_tries, error, delay)
@@ -36,9 +41,7 @@ def record_outcome(ti: TaskInstance, try_number: int, outcome: Outcome) -> bool:
     # upstream tasks finishing at once, the later to commit sees both (app/engine/dispatch.py).
     if finished:
         known = {ti.task_id: tried}  # success, skipped or failed: the state just committed
-        dispatch.task_finished(
-            ti.run_id, ti.downstream, branch=outcome.branch, known=known, task_id=ti.task_id
-        )
+        dispatch.task_finished(ti.run_id, ti.downstream, known=known, skipped=skipped)
     return moved
 
 

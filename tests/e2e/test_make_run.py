@@ -201,7 +201,7 @@ def child_running(parent: int, command_part: str) -> int:
 
 def make(*args: str, cwd: Path = ROOT) -> str:
     done = subprocess.run(
-        ["make", "-f", str(ROOT / "Makefile"), *args],
+        ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), *args],  # also in make test
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -133,3 +133,45 @@ def test_on_success_calls_back_and_a_cancelled_run_does_not(dag):
         (succeeded, "success", [])
     ]
     assert [ti.task_id for ti in callbacks[0].task_instances] == ["notify"]
+
+
+def test_a_branch_skips_in_its_own_commit_so_a_racing_upstream_never_queues_the_skipped(
+    dag, monkeypatch
+):
+    """choose branches to left; right has upstreams choose and other. Another upstream (other)
+    finishing right after choose's commit, before choose dispatched, found right ready and
+    queued it (right ran instead of staying skipped: seen in CI on Postgres). The skip is now
+    part of choose's commit."""
+    from app.domain.outcomes import Outcome
+    from app.engine import outcomes
+
+    trigger = dag(
+        "branchy",
+        [
+            task("choose"),
+            task("other"),
+            task("left", ["choose"]),
+            task("right", ["choose", "other"]),
+        ],
+    )
+    run_id = trigger()
+    with db.connection_context():
+        other = ti_of(run_id, "other")
+        assert states.claim(other.id, other.try_number, "worker:2")
+        assert states.succeed(other.id, other.try_number, "ok")
+        choose = ti_of(run_id, "choose")
+        assert states.claim(choose.id, choose.try_number, "worker:1")
+        choose = ti_of(run_id, "choose")
+    real_task_finished = dispatch.task_finished
+
+    def other_dispatches_first(*args, **kwargs):  # the racing finisher, between commit and dispatch
+        dispatch.evaluate(run_id, ["right"], {"other": "success"})
+        return real_task_finished(*args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "task_finished", other_dispatches_first)
+    with db.connection_context():
+        outcomes.record_outcome(choose, choose.try_number, Outcome(True, "left", branch=("left",)))
+        right = ti_of(run_id, "right")
+    assert (right.state, right.try_number) == ("skipped", 0)
+    assert right.error == "not chosen by the branch of 'choose'"
+    assert states_of(run_id)["left"] == "queued"
