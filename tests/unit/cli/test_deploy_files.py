@@ -32,7 +32,20 @@ def test_procfile_has_the_four_process_types():
 
 
 def test_compose_has_the_seed_architecture():
-    assert set(compose()["services"]) == {"postgres", "redis", *BRISA_SERVICES}
+    assert set(compose()["services"]) == {"postgres", "redis", "proxy", *BRISA_SERVICES}
+
+
+def test_clients_reach_web_only_through_the_buffering_proxy():
+    """#16.5: port 8000 was published straight to gunicorn, whose threads slow clients hold."""
+    services = compose()["services"]
+    assert "ports" not in services["web"]
+    assert services["proxy"]["ports"] == ["${PORT:-8000}:8080"]
+    assert services["proxy"]["depends_on"]["web"]["condition"] == "service_healthy"
+    mounted = services["proxy"]["volumes"][0].split(":")
+    assert mounted[:2] == ["./infra/nginx.conf", "/etc/nginx/nginx.conf"]
+    config = (ROOT / "infra/nginx.conf").read_text()
+    for directive in ("client_header_timeout 10s", "proxy_request_buffering on", "web:8000"):
+        assert directive in config, directive
 
 
 def test_every_brisa_service_runs_its_procfile_command():
