@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from app.config import current
 from app.domain import egress
+from app.domain.states import RUN_FINISHED
 from app.domain.timeutil import isoformat, utcnow
 from app.engine import metrics, outbound, sweeps, webhooks
 from app.store import outbox
@@ -123,7 +124,15 @@ def _end(run_id: int, attempt: int, state: str) -> None:
 def resend_lost(now: datetime) -> int:
     """Pending callbacks overdue by LOST_AFTER (their message was lost with the queue, or
     their worker died mid-attempt): the same attempt is sent again (receivers drop repeats
-    by webhook-id). Returns how many."""
+    by webhook-id). And runs finished LOST_AFTER ago with a callback never scheduled (the
+    process died between the run's end and ``schedule``). Returns how many."""
+    unscheduled = DagRun.select(DagRun.id).where(
+        DagRun.callback_url.is_null(False)
+        & DagRun.callback_state.is_null()
+        & DagRun.state.in_([str(state) for state in RUN_FINISHED])
+        & (DagRun.finished_at < now - LOST_AFTER)
+    )
+    forgotten = list(unscheduled)  # read first: those scheduled below are not yet overdue
     lost = DagRun.select(DagRun.id, DagRun.callback_attempt).where(
         (DagRun.callback_state == PENDING) & (DagRun.callback_due_at < now - LOST_AFTER)
     )
@@ -138,4 +147,5 @@ def resend_lost(now: datetime) -> int:
                 resent += 1
 
     sweeps.each("resending lost callbacks", list(lost), resend)
-    return resent
+    sweeps.each("scheduling forgotten callbacks", forgotten, lambda run: schedule(run.id))
+    return resent + len(forgotten)
