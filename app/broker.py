@@ -12,10 +12,12 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+import redis
 from huey import Huey
 from huey.serializer import Serializer, SignedSerializer
 from huey.storage import RedisStorage, SqliteStorage
@@ -191,10 +193,147 @@ class HueyTransport:
         except Exception:  # noqa: BLE001 - a lost callback is logged; the run's URL serves it
             log.warning("queue unreachable: the callback of run %s was not sent", run_id)
 
+    def send_run_ended(self, run_id: int) -> None:
+        if current().redis_url:
+            run_ends().publish(run_id)
+
+    def watch_run(self, run_id: int, longest_pause_s: float) -> outbox.RunWatch:
+        if not current().redis_url:  # huey's SQLite queue has no notices: poll
+            return outbox.PollingWatch(longest_pause_s)
+        return run_ends().watch(run_id, longest_pause_s)
+
 
 def install() -> None:
     """Make this process's outbox send on huey."""
     outbox.set_transport(HueyTransport())
+
+
+RUN_ENDS_CHANNEL = "brisa.run-ended"
+RESUBSCRIBE_S = 1.0  # after the subscription broke, before subscribing again
+NOTICE_SAFETY_S = 0.5  # a waiter reads its run at least this often: a notice can be lost
+
+
+class RunEnds:
+    """Notices of runs that ended, on Redis pub/sub, so that ``invoke?wait=`` wakes when its
+    run ends instead of polling the database (as Celery's ``AsyncResult.get`` waits on a
+    Redis subscription). Any process that ends a run publishes ``<deployment>:<run id>`` on
+    one channel after the commit; each web process has one subscriber thread that wakes the
+    run's waiters. A notice is only a hint: the waiter reads the run, and reads it anyway
+    every NOTICE_SAFETY_S (a notice lost to a Redis restart), or on a millisecond-growing
+    schedule while the subscription is not up. The deployment is a digest of DATABASE_URL:
+    Redis channels ignore the database number, so deployments sharing a Redis server (and
+    tests, a database each) never wake each other's waiters."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.client = redis.Redis.from_url(url)
+        self.lock = threading.Lock()
+        self.waiters: dict[str, set[threading.Event]] = {}
+        self.subscribed = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @staticmethod
+    def key(run_id: int) -> str:
+        deployment = hashlib.sha256(current().database_url.encode()).hexdigest()[:16]
+        return f"{deployment}:{run_id}"
+
+    def publish(self, run_id: int) -> None:
+        try:
+            self.client.publish(RUN_ENDS_CHANNEL, self.key(run_id))
+        except Exception:  # noqa: BLE001 - waiters read the run anyway (NOTICE_SAFETY_S)
+            log.warning("Redis unreachable: the end of run %s was not announced", run_id)
+
+    def watch(self, run_id: int, longest_pause_s: float) -> "NoticeWatch":
+        self._start()
+        return NoticeWatch(self, self.key(run_id), longest_pause_s)
+
+    def add(self, key: str, event: threading.Event) -> None:
+        with self.lock:
+            self.waiters.setdefault(key, set()).add(event)
+
+    def remove(self, key: str, event: threading.Event) -> None:
+        with self.lock:
+            events = self.waiters.get(key, set())
+            events.discard(event)
+            if not events:
+                self.waiters.pop(key, None)
+
+    def _start(self) -> None:
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._listen, name="run-ends", daemon=True)
+                self.thread.start()
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                self._subscribed_loop()
+            except Exception as exc:  # noqa: BLE001 - subscribe again; waiters poll meanwhile
+                log.warning("run-end notices interrupted (%s); waiters poll meanwhile", exc)
+            self.subscribed.clear()
+            self._wake(None)
+            time.sleep(RESUBSCRIBE_S)
+
+    def _subscribed_loop(self) -> None:
+        pubsub = self.client.pubsub()
+        try:
+            pubsub.subscribe(RUN_ENDS_CHANNEL)
+            for message in pubsub.listen():
+                if message["type"] == "subscribe":
+                    self.subscribed.set()
+                    self._wake(None)  # whatever ended before this subscription: read again
+                elif message["type"] == "message":
+                    self._wake(message["data"].decode())
+        finally:
+            pubsub.close()
+
+    def _wake(self, key: str | None) -> None:
+        """Set the waiters of ``key``'s run (None: every waiter)."""
+        with self.lock:
+            if key is None:
+                events = [event for events in self.waiters.values() for event in events]
+            else:
+                events = list(self.waiters.get(key, ()))
+        for event in events:
+            event.set()
+
+
+class NoticeWatch:
+    """One waiter of one run on RunEnds (see outbox.RunWatch)."""
+
+    def __init__(self, notices: RunEnds, key: str, longest_pause_s: float):
+        self.notices, self.key = notices, key
+        self.event = threading.Event()
+        self.polling = outbox.PollingWatch(longest_pause_s)
+        notices.add(key, self.event)
+
+    def wait(self, seconds: float) -> bool:
+        if not self.notices.subscribed.is_set():
+            return self.polling.wait(seconds) or self._take()
+        self.event.wait(min(seconds, NOTICE_SAFETY_S))
+        return self._take()
+
+    def _take(self) -> bool:
+        noticed = self.event.is_set()
+        self.event.clear()
+        return noticed
+
+    def close(self) -> None:
+        self.notices.remove(self.key, self.event)
+
+
+_run_ends: RunEnds | None = None
+_run_ends_lock = threading.Lock()
+
+
+def run_ends() -> RunEnds:
+    """This process's run-end notices, on the queue's Redis server (made on first use)."""
+    global _run_ends
+    url = redis_url(current().redis_url or "")
+    with _run_ends_lock:
+        if _run_ends is None or _run_ends.url != url:
+            _run_ends = RunEnds(url)
+        return _run_ends
 
 
 def waiting_tries() -> set[tuple[int, int]]:

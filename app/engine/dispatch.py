@@ -17,7 +17,7 @@ from app.domain.timeutil import isoformat, utcnow
 from app.engine import callbacks, run_factory, sweeps
 from app.store import locks, outbox
 from app.store import transitions as states
-from app.store.db import Compiled, CompiledIn, Slot, db
+from app.store.db import Compiled, CompiledIn, Slot, db, is_postgres
 from app.store.models import Dag, DagRun, DagVersion, TaskInstance
 from app.store.transitions import RunState, TaskState
 
@@ -128,20 +128,61 @@ def skip_not_chosen(run_id: int, downstream: list[str], branch, task_id: str) ->
     return [ti for ti in waiting if states.mark_not_run(ti, TaskState.SKIPPED, reason)]
 
 
-def task_finished(run_id: int, downstream: list[str], known=None, skipped=()) -> None:
+def queue_sole_successors(run_id: int, downstream: list[str], task_id: str, state: str) -> set:
+    """In the finishing task's own transaction: queue each waiting successor whose only
+    upstream is ``task_id`` (just moved to ``state``) and whose rule makes it ready; returns
+    the task ids queued. No other finisher can decide such a successor, so one commit holds
+    the task's end and its successor's start (a chain's hand-off); a successor with other
+    upstreams is decided after the commit (task_finished), and so is one to skip or fail,
+    whose own successors may have other upstreams."""
+    queued = set()
+    for ti in _waiting(run_id, downstream):
+        if ti.upstream != [task_id]:
+            continue
+        if trigger_rules.evaluate(ti.trigger_rule, [state]) == "ready" and states.queue_task(ti):
+            queued.add(ti.task_id)
+    return queued
+
+
+def task_finished(
+    run_id: int, downstream: list[str], known=None, skipped=(), queued: int = 0
+) -> None:
     """After a task's try reached a final state: decide its successors, then the run.
     ``skipped``: the successors a branch skipped with it (skip_not_chosen), whose own
     successors are decided here too. ``known``: states the caller has just committed
-    ({task_id: state}), not read again."""
+    ({task_id: state}), not read again. ``queued``: how many successors the caller already
+    queued (queue_sole_successors). A transaction is opened only if some successor can be
+    decided: the last tasks of a wide fan-out find their join still waiting, reading only."""
     known = dict(known or {})
-    unfinished = 0
-    with db.atomic():
-        for ti in skipped:
-            known[ti.task_id] = str(TaskState.SKIPPED)
-            unfinished += evaluate(run_id, ti.downstream, known)
-        unfinished += evaluate(run_id, downstream, known)
+    unfinished = queued
+    decided = [] if skipped else _decisions(run_id, downstream, known)
+    if skipped or any(decision != "wait" for _, decision in decided):
+        with db.atomic():
+            for ti in skipped:
+                known[ti.task_id] = str(TaskState.SKIPPED)
+                unfinished += evaluate(run_id, ti.downstream, known)
+            unfinished += evaluate(run_id, downstream, known)
+    else:
+        unfinished += len(decided)  # each still waits for another upstream
     if not unfinished:  # a successor queued or still waiting: the run cannot be over
         maybe_finish_run(run_id)
+
+
+def _decisions(run_id: int, task_ids: list[str], known: dict) -> list:
+    """Each waiting task of ``task_ids`` with its trigger rule's decision, from its
+    upstreams' states (those in ``known`` as given, the others read)."""
+    candidates = _waiting(run_id, task_ids)
+    short = [ti for ti in candidates if len(ti.upstream) <= LONG_IN_LIST]
+    needed = {u for ti in short for u in ti.upstream} - known.keys()
+    read = {**known, **_states(run_id, needed)}
+    decided = []
+    for ti in candidates:
+        if len(ti.upstream) <= LONG_IN_LIST:
+            upstream_states = [read[u] for u in ti.upstream]
+        else:
+            upstream_states = _distinct_upstream_states(run_id, ti, known)
+        decided.append((ti, trigger_rules.evaluate(ti.trigger_rule, upstream_states)))
+    return decided
 
 
 def evaluate(run_id: int, task_ids: list[str], known: dict | None = None) -> int:
@@ -152,14 +193,8 @@ def evaluate(run_id: int, task_ids: list[str], known: dict | None = None) -> int
     known = {} if known is None else known
     pending, unfinished = list(task_ids), 0
     while pending:
-        candidates = _waiting(run_id, pending)
-        needed = {u for ti in candidates for u in ti.upstream} - known.keys()
-        upstream_states = {**known, **_states(run_id, needed)}
-        pending = []
-        for ti in candidates:
-            decision = trigger_rules.evaluate(
-                ti.trigger_rule, [upstream_states[u] for u in ti.upstream]
-            )
+        decided, pending = _decisions(run_id, pending, known), []
+        for ti, decision in decided:
             if decision == "ready":
                 unfinished += states.queue_task(ti)
             elif decision in (TaskState.UPSTREAM_FAILED, TaskState.SKIPPED):
@@ -189,8 +224,7 @@ _WAITING = CompiledIn(
 
 def _states(run_id: int, task_ids: set[str]) -> dict[str, str]:
     """The state of each of the run's ``task_ids``, in one query. Past a few dozen ids, the
-    whole run's states: building a long ``IN (...)`` costs more than the rows (a join of a
-    1,000-task fan-out is evaluated by each of its 1,000 upstream tasks)."""
+    whole run's states: building a long ``IN (...)`` costs more than the rows."""
     if not task_ids:
         return {}
     if len(task_ids) > LONG_IN_LIST:
@@ -207,6 +241,29 @@ def _states_query(run_id, ids=None):
 
 _STATES = CompiledIn(lambda ids, run_id: _states_query(run_id, ids), longest=LONG_IN_LIST)
 _RUN_STATES = Compiled(lambda: _states_query(Slot("run_id")))
+
+
+def _distinct_upstream_states(run_id: int, ti: TaskInstance, known: dict) -> list[str]:
+    """The distinct states among a task's many upstreams (all a trigger rule needs), the
+    database reading the upstream list from the task's own row: the join of a 1,000-task
+    fan-out is evaluated by each of its 1,000 upstream tasks, and shipping 1,000 rows to
+    each of them made the fan-out quadratic in Python."""
+    sql = _DISTINCT_UPSTREAM_SQL["postgres" if is_postgres() else "sqlite"]
+    read = {state for (state,) in db.execute_sql(sql, (run_id, ti.id)).fetchall()}
+    return sorted(read | {known[u] for u in ti.upstream if u in known})
+
+
+# The upstream list is the task's JSON column, expanded by the database itself.
+_DISTINCT_UPSTREAM_SQL = {
+    "postgres": (
+        "SELECT DISTINCT state FROM task_instance WHERE run_id = %s AND task_id IN"
+        " (SELECT json_array_elements_text(upstream::json) FROM task_instance WHERE id = %s)"
+    ),
+    "sqlite": (
+        "SELECT DISTINCT state FROM task_instance WHERE run_id = ? AND task_id IN"
+        " (SELECT value FROM json_each((SELECT upstream FROM task_instance WHERE id = ?)))"
+    ),
+}
 
 
 def maybe_finish_run(run_id: int) -> None:

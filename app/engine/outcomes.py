@@ -1,5 +1,6 @@
-"""Recording how a try ended: its state by compare-and-set, its history, then its
-successors. Shared by the worker (a try's outcome) and the clock (a dead worker's try)."""
+"""Recording how a try ended: its state by compare-and-set, its history and the start of
+the successors that wait for it alone in one commit, then its other successors. Shared by
+the worker (a try's outcome) and the clock (a dead worker's try)."""
 
 from app.domain.outcomes import Outcome
 from app.domain.retries import retry_delay
@@ -37,11 +38,15 @@ def record_outcome(ti: TaskInstance, try_number: int, outcome: Outcome) -> bool:
             _keep_try(ti.id, try_number, tried, error, ti.started_at, ti.worker)
         else:
             _keep_stopped_try(ti, try_number)
-    # Dispatch reads the successors' upstream states only after this commit: of two
+        queued = set()
+        if finished:  # a successor that waits only for this task: started in this commit
+            queued = dispatch.queue_sole_successors(ti.run_id, ti.downstream, ti.task_id, tried)
+    # Dispatch reads the other successors' upstream states only after this commit: of two
     # upstream tasks finishing at once, the later to commit sees both (app/engine/dispatch.py).
     if finished:
         known = {ti.task_id: tried}  # success, skipped or failed: the state just committed
-        dispatch.task_finished(ti.run_id, ti.downstream, known=known, skipped=skipped)
+        rest = [task_id for task_id in ti.downstream if task_id not in queued]
+        dispatch.task_finished(ti.run_id, rest, known, skipped, queued=len(queued))
     return moved
 
 

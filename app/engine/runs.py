@@ -9,6 +9,7 @@ from app.config import current
 from app.domain import schedule
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.engine import dags, dispatch, run_factory
+from app.store import outbox
 from app.store import transitions as states
 from app.store.db import Compiled, Slot, db
 from app.store.models import Dag, DagRun, FunctionVersion, TaskInstance, TaskLog, TaskTry
@@ -90,16 +91,19 @@ def invoke(name: str, event, run_type: str = "invoke", callback_url: str | None 
 
 
 def wait_until_finished(run_id: int, seconds: float) -> DagRun:
-    """Poll the run until it is finished or ``seconds`` pass; returns it either way. The
-    polls start a millisecond apart and grow to BRISA_INVOKE_POLL_S: a no-op function finishes
-    within a few milliseconds, a slow one is not asked about a thousand times."""
+    """Wait until the run is finished or ``seconds`` pass; returns it either way. Woken by
+    the run's end notice where the queue carries them (Redis), else by polls a millisecond
+    apart growing to BRISA_INVOKE_POLL_S (app/store/outbox.py's RunWatch)."""
     deadline = time.monotonic() + seconds
-    pause, longest = 0.001, current().invoke_poll_s
-    while _RUN_STATE.first(run_id=run_id) not in RUN_FINISHED_STATES:
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(pause)
-        pause = min(pause * 1.2, longest)
+    watch = outbox.get_transport().watch_run(run_id, current().invoke_poll_s)
+    try:
+        while _RUN_STATE.first(run_id=run_id) not in RUN_FINISHED_STATES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            watch.wait(left)
+    finally:
+        watch.close()
     return get(run_id)
 
 

@@ -11,6 +11,7 @@ whose wake-up never came (``BRISA_QUEUED_TIMEOUT``).
 """
 
 import logging
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
@@ -30,6 +31,37 @@ class Transport(Protocol):
 
     def send_callback(self, run_id: int, attempt: int, eta: datetime) -> None: ...
 
+    def send_run_ended(self, run_id: int) -> None: ...
+
+    def watch_run(self, run_id: int, longest_pause_s: float) -> "RunWatch": ...
+
+
+class RunWatch(Protocol):
+    """A waiter's view of one run's end (``invoke?wait=``): ``wait`` returns True when a notice
+    says the run may have ended, False after at most ``seconds``; the waiter then reads the run.
+    A notice can be lost (a Redis restart), so waiters read the run again now and then."""
+
+    def wait(self, seconds: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class PollingWatch:
+    """A watch without notices (no Redis): pauses start a millisecond apart and grow 1.2x to
+    ``longest_s``, so a run that ends within milliseconds is seen within a millisecond or two
+    and a slow one is not asked about a thousand times."""
+
+    def __init__(self, longest_s: float):
+        self.pause, self.longest = 0.001, longest_s
+
+    def wait(self, seconds: float) -> bool:
+        time.sleep(max(0.0, min(self.pause, seconds)))
+        self.pause = min(self.pause * 1.2, self.longest)
+        return False
+
+    def close(self) -> None:
+        pass
+
 
 class _NoTransport:
     def send_try(self, ti_id: int, try_number: int) -> None:
@@ -40,6 +72,12 @@ class _NoTransport:
 
     def send_callback(self, run_id: int, attempt: int, eta: datetime) -> None:
         log.warning("no transport: the callback of run %s is not sent", run_id)
+
+    def send_run_ended(self, run_id: int) -> None:
+        pass  # nobody in this process waits on notices
+
+    def watch_run(self, run_id: int, longest_pause_s: float) -> RunWatch:
+        return PollingWatch(longest_pause_s)
 
 
 _transport: Transport = _NoTransport()
@@ -80,3 +118,8 @@ def retry_due(ti_id: int, try_number: int, eta: datetime) -> None:
 def callback_due(run_id: int, attempt: int, eta: datetime) -> None:
     """Call back this run's receiver (attempt ``attempt``) at ``eta``, after the commit."""
     db.after_commit(lambda: _transport.send_callback(run_id, attempt, eta))
+
+
+def run_ended(run_id: int) -> None:
+    """Tell the run's waiters (``invoke?wait=``) it has ended, once the transaction commits."""
+    db.after_commit(lambda: _transport.send_run_ended(run_id))

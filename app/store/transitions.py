@@ -49,9 +49,14 @@ def _tasks_update(where, sources, target, **fields):
 
 
 def _move_run(run_id: int, sources, target, **fields) -> bool:
+    """Move the run by compare-and-set; a run that reached a final state tells its waiters
+    after the commit (outbox.run_ended)."""
     states = _check(RUN_TRANSITIONS, sources, target)
     query = DagRun.update(state=str(target), **fields)
-    return query.where((DagRun.id == run_id) & DagRun.state.in_(states)).execute() == 1
+    moved = query.where((DagRun.id == run_id) & DagRun.state.in_(states)).execute() == 1
+    if moved and target in RUN_FINISHED:
+        outbox.run_ended(run_id)
+    return moved
 
 
 def _this_try(ti_id: int | Slot, try_number: int | Slot):

@@ -175,3 +175,82 @@ def test_a_branch_skips_in_its_own_commit_so_a_racing_upstream_never_queues_the_
     assert (right.state, right.try_number) == ("skipped", 0)
     assert right.error == "not chosen by the branch of 'choose'"
     assert states_of(run_id)["left"] == "queued"
+
+
+# A wide fan-in's rule reads the distinct states of its upstreams in the database (the
+# upstream list expanded there): each decision is the pure rule's on the whole list.
+WIDE_RULE_CASES = [
+    (rule, ending)
+    for rule in ("all_success", "one_success", "one_failed", "none_failed", "all_done")
+    for ending in ("all_ok", "one_failed_first", "one_failed_last")
+]
+
+
+@pytest.mark.parametrize(("rule", "ending"), WIDE_RULE_CASES)
+def test_a_wide_fan_in_decides_as_its_trigger_rule_on_every_upstream(dag, rule, ending):
+    from app.domain import trigger_rules
+
+    width = WIDE[0]
+    parts = [task(f"p{i:02d}") for i in range(width)]
+    join = task("join", [p["task_id"] for p in parts], trigger_rule=rule)
+    run_id = dag(f"wide_{rule}", [*parts, join])()
+    failing = {"all_ok": None, "one_failed_first": 0, "one_failed_last": width - 1}[ending]
+    seen: list[str] = []
+    for index, part in enumerate(parts):
+        ok = index != failing
+        finish(run_id, part["task_id"], ok=ok)
+        seen.append("success" if ok else "failed")
+        expected = trigger_rules.evaluate(rule, seen + ["running"] * (width - len(seen)))
+        after = {"ready": "queued", "wait": "none"}.get(expected, expected)
+        assert states_of(run_id)["join"] == after, f"after {len(seen)} of {width}"
+        if after != "none":
+            break
+
+
+def writes_and_transactions(monkeypatch) -> dict:
+    """Counts, from now on, the transactions begun and the writing statements run outside
+    one (each its own commit)."""
+    counts = {"transactions": 0, "autocommitted_writes": 0}
+    real_begin, real_execute = db.obj.begin, db.obj.execute_sql
+
+    def begin(*args, **kwargs):
+        counts["transactions"] += 1
+        return real_begin(*args, **kwargs)
+
+    def execute_sql(sql, *args, **kwargs):
+        if db.obj.transaction_depth() == 0 and not sql.lstrip().upper().startswith("SELECT"):
+            counts["autocommitted_writes"] += 1
+        return real_execute(sql, *args, **kwargs)
+
+    monkeypatch.setattr(db.obj, "begin", begin)
+    monkeypatch.setattr(db.obj, "execute_sql", execute_sql)
+    return counts
+
+
+def test_a_chain_hands_off_in_the_finishing_tasks_own_commit(dag, monkeypatch):
+    """A try's end, its history and the start of the successor that waits for it alone: one
+    transaction and nothing committed beside it."""
+    from app.domain.outcomes import Outcome
+    from app.engine import outcomes
+
+    run_id = dag("chain", [task("a"), task("b", ["a"]), task("c", ["b"])])()
+    with db.connection_context():
+        a = ti_of(run_id, "a")
+        assert states.claim(a.id, a.try_number, "worker:1")
+        a = ti_of(run_id, "a")
+        counts = writes_and_transactions(monkeypatch)
+        assert outcomes.record_outcome(a, a.try_number, Outcome(True, 1))
+    assert counts == {"transactions": 1, "autocommitted_writes": 0}
+    assert states_of(run_id) == {"a": "success", "b": "queued", "c": "none"}
+
+
+def test_the_last_upstreams_of_a_fan_in_that_still_waits_only_read(dag, monkeypatch):
+    """An upstream of a join that still waits for others begins no transaction to find so."""
+    run_id = dag("fan_in", [task("p1"), task("p2"), task("join", ["p1", "p2"])])()
+    counts = writes_and_transactions(monkeypatch)
+    with db.connection_context():
+        p1 = ti_of(run_id, "p1")
+        dispatch.task_finished(run_id, p1.downstream, known={"p1": "success"})
+    assert counts == {"transactions": 0, "autocommitted_writes": 0}
+    finish(run_id, "p2")
+    assert states_of(run_id)["join"] == "none"  # p1 was never claimed: still queued
