@@ -128,34 +128,37 @@ def skip_not_chosen(run_id: int, downstream: list[str], branch, task_id: str) ->
     return [ti for ti in waiting if states.mark_not_run(ti, TaskState.SKIPPED, reason)]
 
 
-def queue_sole_successors(run_id: int, downstream: list[str], task_id: str, state: str) -> set:
+def queue_sole_successors(run_id: int, downstream: list[str], task_id: str, state: str):
     """In the finishing task's own transaction: queue each waiting successor whose only
-    upstream is ``task_id`` (just moved to ``state``) and whose rule makes it ready; returns
-    the task ids queued. No other finisher can decide such a successor, so one commit holds
-    the task's end and its successor's start (a chain's hand-off); a successor with other
-    upstreams is decided after the commit (task_finished), and so is one to skip or fail,
-    whose own successors may have other upstreams."""
-    queued = set()
+    upstream is ``task_id`` (just moved to ``state``) and whose rule makes it ready. No other
+    finisher can decide such a successor, so one commit holds the task's end and its
+    successor's start (a chain's hand-off); a successor with other upstreams is decided
+    after the commit (task_finished), and so is one to skip or fail, whose own successors
+    may have other upstreams. Returns (the task ids queued, the other waiting successors)."""
+    queued, others = set(), []
     for ti in _waiting(run_id, downstream):
-        if ti.upstream != [task_id]:
+        sole = ti.upstream == [task_id]
+        if sole and trigger_rules.evaluate(ti.trigger_rule, [state]) == "ready":
+            if states.queue_task(ti):
+                queued.add(ti.task_id)
             continue
-        if trigger_rules.evaluate(ti.trigger_rule, [state]) == "ready" and states.queue_task(ti):
-            queued.add(ti.task_id)
-    return queued
+        others.append(ti)
+    return queued, others
 
 
 def task_finished(
-    run_id: int, downstream: list[str], known=None, skipped=(), queued: int = 0
+    run_id: int, downstream: list[str], known=None, skipped=(), queued: int = 0, waiting=None
 ) -> None:
     """After a task's try reached a final state: decide its successors, then the run.
     ``skipped``: the successors a branch skipped with it (skip_not_chosen), whose own
     successors are decided here too. ``known``: states the caller has just committed
     ({task_id: state}), not read again. ``queued``: how many successors the caller already
-    queued (queue_sole_successors). A transaction is opened only if some successor can be
-    decided: the last tasks of a wide fan-out find their join still waiting, reading only."""
+    queued, ``waiting``: the others, as the caller read them (queue_sole_successors). A
+    transaction is opened only if some successor can be decided: the tasks of a wide fan-out
+    find their join still waiting by reads only."""
     known = dict(known or {})
     unfinished = queued
-    decided = [] if skipped else _decisions(run_id, downstream, known)
+    decided = [] if skipped else _decisions(run_id, downstream, known, waiting)
     if skipped or any(decision != "wait" for _, decision in decided):
         with db.atomic():
             for ti in skipped:
@@ -168,10 +171,11 @@ def task_finished(
         maybe_finish_run(run_id)
 
 
-def _decisions(run_id: int, task_ids: list[str], known: dict) -> list:
-    """Each waiting task of ``task_ids`` with its trigger rule's decision, from its
-    upstreams' states (those in ``known`` as given, the others read)."""
-    candidates = _waiting(run_id, task_ids)
+def _decisions(run_id: int, task_ids: list[str], known: dict, waiting=None) -> list:
+    """Each waiting task of ``task_ids`` (or of ``waiting``, if read already) with its
+    trigger rule's decision, from its upstreams' states (those in ``known`` as given, the
+    others read)."""
+    candidates = _waiting(run_id, task_ids) if waiting is None else waiting
     short = [ti for ti in candidates if len(ti.upstream) <= LONG_IN_LIST]
     needed = {u for ti in short for u in ti.upstream} - known.keys()
     read = {**known, **_states(run_id, needed)}

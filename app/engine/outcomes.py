@@ -38,15 +38,16 @@ def record_outcome(ti: TaskInstance, try_number: int, outcome: Outcome) -> bool:
             _keep_try(ti.id, try_number, tried, error, ti.started_at, ti.worker)
         else:
             _keep_stopped_try(ti, try_number)
-        queued = set()
         if finished:  # a successor that waits only for this task: started in this commit
-            queued = dispatch.queue_sole_successors(ti.run_id, ti.downstream, ti.task_id, tried)
+            queued, waiting = dispatch.queue_sole_successors(
+                ti.run_id, ti.downstream, ti.task_id, tried
+            )
     # Dispatch reads the other successors' upstream states only after this commit: of two
     # upstream tasks finishing at once, the later to commit sees both (app/engine/dispatch.py).
     if finished:
         known = {ti.task_id: tried}  # success, skipped or failed: the state just committed
         rest = [task_id for task_id in ti.downstream if task_id not in queued]
-        dispatch.task_finished(ti.run_id, rest, known, skipped, queued=len(queued))
+        dispatch.task_finished(ti.run_id, rest, known, skipped, len(queued), waiting)
     return moved
 
 
