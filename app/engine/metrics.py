@@ -1,15 +1,28 @@
 """Prometheus metrics: counters kept in the database (so every process adds to the same
-ones), and gauges read at scrape time from the runs, task instances and the queue."""
+ones), and gauges read at scrape time from the runs, task instances and the queue.
 
+A scrape reads counters and indexes, never the history: the try-duration histogram is
+counted as each try ends (``observe_try``), and the by-state gauges are counted from indexes
+that hold the state (dag_run (state), task_instance (state, queued_at)) without the rows.
+"""
+
+from bisect import bisect_left
 from collections.abc import Callable
+from datetime import datetime
 
 import peewee
 
-from app.store.db import db, is_postgres
-from app.store.models import DagRun, Metric, TaskInstance, TaskTry
+from app.store.db import Compiled, Slot
+from app.store.models import (
+    SLOWEST_BUCKET,
+    TRY_DURATION_BOUNDS,
+    DagRun,
+    Metric,
+    TaskInstance,
+    TryDuration,
+)
 
-# The upper bounds, seconds, of the task duration histogram's buckets (part of its name).
-DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+HISTOGRAM_SHARDS = 16  # rows per bucket of TryDuration, chosen by the task instance's id
 COUNTERS = {  # name -> help text, as /metrics shows them
     "messages_dropped_total": "Queue messages the claim discarded (duplicate or stale).",
     "heartbeats_reaped_total": "Running tries failed because their worker stopped heartbeating.",
@@ -67,29 +80,60 @@ def _number(value) -> str:
 
 
 def _by_state(lines, name, help_text, model) -> None:
-    rows = model.select(model.state, peewee.fn.COUNT(model.id).alias("n")).group_by(model.state)
+    """COUNT(*), not COUNT(id): an index holding the state answers it alone."""
+    count = peewee.fn.COUNT(peewee.SQL("*")).alias("n")
+    rows = model.select(model.state, count).group_by(model.state)
     samples = [(f'{{state="{row.state}"}}', row.n) for row in rows.order_by(model.state)]
     _metric(lines, name, "gauge", help_text, samples)
 
 
+def observe_try(ti_id: int, started_at: datetime | None, finished_at: datetime) -> None:
+    """Count a try that ended, of task instance ``ti_id``, in the duration histogram. Call
+    it in the transaction that keeps the try in task_try (app/engine/outcomes.py), so the
+    try is counted once, with it. A try that never started (handed back before it ran) has
+    no duration and is not counted."""
+    if started_at is None:
+        return
+    seconds = (finished_at - started_at).total_seconds()
+    _OBSERVE.rowcount(le=bucket_of(seconds), shard=ti_id % HISTOGRAM_SHARDS, seconds=seconds)
+
+
+def bucket_of(seconds: float) -> str:
+    """The ``le`` of the histogram bucket a try of ``seconds`` is counted in."""
+    index = bisect_left(TRY_DURATION_BOUNDS, seconds)
+    return str(TRY_DURATION_BOUNDS[index]) if index < len(TRY_DURATION_BOUNDS) else SLOWEST_BUCKET
+
+
+_OBSERVE = Compiled(
+    lambda: TryDuration.insert(
+        le=Slot("le", TryDuration.le),
+        shard=Slot("shard", TryDuration.shard),
+        tries=1,
+        seconds=Slot("seconds", TryDuration.seconds),
+    ).on_conflict(
+        conflict_target=[TryDuration.le, TryDuration.shard],
+        update={
+            TryDuration.tries: TryDuration.tries + 1,
+            TryDuration.seconds: TryDuration.seconds + peewee.EXCLUDED.seconds,
+        },
+    )
+)
+
+
 def _durations(lines) -> None:
-    """A histogram of every finished try's duration still in the database."""
-    seconds = peewee.SQL(
-        "EXTRACT(EPOCH FROM (finished_at - started_at))"
-        if is_postgres()
-        else "(julianday(finished_at) - julianday(started_at)) * 86400"
-    )
-    columns = [
-        peewee.fn.SUM(peewee.Case(None, [(seconds <= bound, 1)], 0)) for bound in DURATION_BUCKETS
-    ]
-    query = TaskTry.select(*columns, peewee.fn.COUNT(TaskTry.id), peewee.fn.SUM(seconds)).where(
-        TaskTry.started_at.is_null(False)
-    )
-    *buckets, count, total = db.execute(query).fetchone()
-    samples = [
-        (f'_bucket{{le="{b}"}}', n or 0) for b, n in zip(DURATION_BUCKETS, buckets, strict=True)
-    ]
-    samples += [('_bucket{le="+Inf"}', count), ("_sum", total or 0), ("_count", count)]
+    """The histogram of every try counted (TryDuration): its buckets made cumulative."""
+    tries = peewee.fn.SUM(TryDuration.tries).alias("tries")
+    seconds = peewee.fn.SUM(TryDuration.seconds).alias("seconds")
+    rows = TryDuration.select(TryDuration.le, tries, seconds).group_by(TryDuration.le)
+    counted = {row.le: (row.tries, row.seconds) for row in rows}
+    samples: list[tuple[str, float]] = []
+    below = 0
+    for bound in map(str, TRY_DURATION_BOUNDS):
+        below += counted.get(bound, (0, 0))[0]
+        samples.append((f'_bucket{{le="{bound}"}}', below))
+    count = sum(tries for tries, _ in counted.values())
+    total = sum(seconds for _, seconds in counted.values())
+    samples += [(f'_bucket{{le="{SLOWEST_BUCKET}"}}', count), ("_sum", total), ("_count", count)]
     lines += [
         "# HELP brisa_task_duration_seconds Duration of finished tries.",
         "# TYPE brisa_task_duration_seconds histogram",

@@ -6,7 +6,7 @@ from app.domain.outcomes import Outcome
 from app.domain.retries import retry_delay
 from app.domain.states import TASK_FINISHED, TaskState
 from app.domain.timeutil import utcnow
-from app.engine import dispatch
+from app.engine import dispatch, metrics
 from app.store import transitions
 from app.store.db import Compiled, Slot, db
 from app.store.models import TaskInstance, TaskTry
@@ -95,7 +95,9 @@ _ON_TRY = Compiled(
 def _keep_try(ti_id, try_number, tried, error, started_at, worker) -> None:
     """Add the try to the history (``tried``: how it ended, a TaskTry state)."""
     values = dict(ti_id=ti_id, try_number=try_number, tried=tried, error=error)
-    _KEEP_TRY.rowcount(**values, started_at=started_at, finished_at=utcnow(), worker=worker)
+    finished_at = utcnow()
+    _KEEP_TRY.rowcount(**values, started_at=started_at, finished_at=finished_at, worker=worker)
+    metrics.observe_try(ti_id, started_at, finished_at)  # counted with the try, once
 
 
 _KEEP_TRY = Compiled(

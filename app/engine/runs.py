@@ -12,7 +12,16 @@ from app.engine import dags, dispatch, run_factory
 from app.store import outbox
 from app.store import transitions as states
 from app.store.db import Compiled, Slot, db
-from app.store.models import Dag, DagRun, FunctionVersion, TaskInstance, TaskLog, TaskTry
+from app.store.models import (
+    Dag,
+    DagRun,
+    DagVersion,
+    Function,
+    FunctionVersion,
+    TaskInstance,
+    TaskLog,
+    TaskTry,
+)
 from app.store.transitions import RunState, TaskState
 
 
@@ -121,14 +130,56 @@ def get(run_id: int) -> DagRun:
     return run
 
 
+def shown(run_id: int) -> DagRun:
+    """``get``, with what serialize.run shows of the run's DAG, DAG version and function in
+    the same query (``shown_runs``)."""
+    run = _SHOWN.first(run_id=run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id}")
+    return run
+
+
+def shown_runs() -> "peewee.ModelSelect[DagRun]":
+    """Runs with what serialize.run shows of their DAG (its dag_id), DAG version (its
+    number, not its spec: a big DAG's is tens of KB) and function (its name) joined in, so
+    serializing a page of them makes no query per run. Those of an invoke's run (no DAG)
+    or a DAG's run (no function) hold nulls."""
+    return (
+        DagRun.select(DagRun, Dag.id, Dag.dag_id, DagVersion.id, DagVersion.version)
+        .select_extend(Function.id, Function.name)
+        .join_from(DagRun, Dag, peewee.JOIN.LEFT_OUTER)
+        .join_from(DagRun, DagVersion, peewee.JOIN.LEFT_OUTER)
+        .join_from(DagRun, Function, peewee.JOIN.LEFT_OUTER)
+    )
+
+
+_SHOWN = Compiled(lambda: shown_runs().where(DagRun.id == Slot("run_id")))
+
+
+def last_runs(dag_pks: list[int] | None = None) -> dict[int | None, DagRun]:
+    """The newest run of each DAG (of those whose keys are ``dag_pks``, else of every DAG),
+    by the DAG's key, as ``shown_runs``: one query, one probe of dag_run's (dag_id, id)
+    index per DAG."""
+    each_dag, newest = Dag.alias("each_dag"), DagRun.alias("newest")
+    latest = newest.select(peewee.fn.MAX(newest.id)).where(newest.dag == each_dag.id)
+    ids = each_dag.select(latest)
+    if dag_pks is not None:
+        ids = ids.where(each_dag.id.in_(dag_pks))
+    return {run.dag_id: run for run in shown_runs().where(DagRun.id.in_(ids))}
+
+
 def task_instances(run: DagRun) -> list[TaskInstance]:
+    """The run's task instances with their function version's number and function's name
+    (what serialize shows of them) in the same query; no other column of the version."""
     return _TASK_INSTANCES.rows(run_id=run.id)
 
 
 _TASK_INSTANCES = Compiled(
     lambda: (
-        TaskInstance.select(TaskInstance, FunctionVersion)
+        TaskInstance.select(TaskInstance, FunctionVersion.id, FunctionVersion.version)
+        .select_extend(FunctionVersion.function, Function.id, Function.name)
         .join(FunctionVersion)
+        .join(Function)
         .where(TaskInstance.run == Slot("run_id"))
         .order_by(TaskInstance.id)
     )
@@ -143,7 +194,9 @@ def task_instance(run_id: int, task_id: str) -> TaskInstance:
 
 
 def list_for_dag(dag: Dag, state=None, limit: int = 25, before_id: int | None = None):
-    query = DagRun.select().where(DagRun.dag == dag)
+    """A page of the DAG's runs, newest first, as ``shown_runs`` (one query, by the index on
+    dag_run (dag_id, state, id) or (dag_id, id))."""
+    query = shown_runs().where(DagRun.dag == dag)
     if state:
         query = query.where(DagRun.state == state)
     if before_id:

@@ -19,6 +19,8 @@ from app.store import locks
 from app.store.db import db, is_postgres
 from app.store.models import (
     ALL_MODELS,
+    SLOWEST_BUCKET,
+    TRY_DURATION_BOUNDS,
     AuditEvent,
     Metric,
     NeverReusedId,
@@ -26,6 +28,7 @@ from app.store.models import (
     SchemaVersion,
     Secret,
     TaskTry,
+    TryDuration,
     UiSession,
 )
 
@@ -157,6 +160,34 @@ def _v10_ui_sessions() -> None:
     db.create_tables([UiSession])
 
 
+def _v11_history_reads() -> None:
+    """Reads that a long history must not slow down: the try-duration histogram of /metrics
+    becomes counters (TryDuration), which start from the tries kept; and a page of a DAG's
+    runs in one state is found by index."""
+    db.create_tables([TryDuration])
+    db.execute_sql(
+        "CREATE INDEX IF NOT EXISTS dag_run_dag_id_state_id ON dag_run (dag_id, state, id)"
+    )
+    _count_kept_tries()
+
+
+def _count_kept_tries() -> None:
+    """Count every try kept in TryDuration (in shard 0): one pass over task_try."""
+    seconds = pw.SQL(
+        "EXTRACT(EPOCH FROM (finished_at - started_at))"
+        if is_postgres()
+        else "(julianday(finished_at) - julianday(started_at)) * 86400"
+    )
+    bucket = pw.Case(None, [(seconds <= b, str(b)) for b in TRY_DURATION_BOUNDS], SLOWEST_BUCKET)
+    kept = (
+        TaskTry.select(bucket, pw.Value(0), pw.fn.COUNT(pw.SQL("*")), pw.fn.SUM(seconds))
+        .where(TaskTry.started_at.is_null(False))
+        .group_by(pw.SQL("1"))
+    )
+    columns = [TryDuration.le, TryDuration.shard, TryDuration.tries, TryDuration.seconds]
+    TryDuration.insert_from(kept, columns).execute()
+
+
 # (version, callable) in ascending order; each brings the schema from version-1 to version.
 STEPS: list = [
     (2, _v2_scheduling),
@@ -168,6 +199,7 @@ STEPS: list = [
     (8, _v8_ids_never_reused),
     (9, _v9_callback_deliveries),
     (10, _v10_ui_sessions),
+    (11, _v11_history_reads),
 ]
 LATEST = 1 + len(STEPS)  # the schema version this code needs
 

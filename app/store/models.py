@@ -174,6 +174,7 @@ class DagRun(BaseModel):
     class Meta:
         indexes = (
             (("dag", "id"), False),
+            (("dag", "state", "id"), False),  # a page of a DAG's runs in one state
             (("state",), False),
             (("callback_state", "callback_due_at"), False),
         )
@@ -265,6 +266,28 @@ class Metric(BaseModel):
     value = pw.DoubleField(default=0)  # REAL would round Unix times to minutes
 
 
+# The upper bounds, seconds, of the try-duration histogram's buckets (/metrics; TryDuration).
+TRY_DURATION_BOUNDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+SLOWEST_BUCKET = "+Inf"  # the ``le`` of the tries slower than the last bound
+
+
+class TryDuration(BaseModel):
+    """The try-duration histogram of /metrics, as counters added to when a try ends (in the
+    transaction that keeps the try), so a scrape never reads the history. One row per bucket
+    and shard: ``le`` is the bucket's upper bound as Prometheus labels it (``str`` of a
+    TRY_DURATION_BOUNDS bound, or SLOWEST_BUCKET), and a try is counted in its own bucket
+    only (a scrape adds them up). Tries of different task instances add to different shards,
+    so tries ending at once seldom wait for each other's row."""
+
+    le = pw.CharField(max_length=10)
+    shard = pw.SmallIntegerField()
+    tries = pw.BigIntegerField(default=0)
+    seconds = pw.DoubleField(default=0)  # their durations added up
+
+    class Meta:
+        primary_key = pw.CompositeKey("le", "shard")
+
+
 class AuditEvent(BaseModel):
     """Who changed what, and when: every accepted change made through the API or the UI."""
 
@@ -311,4 +334,5 @@ ALL_MODELS = [
     AuditEvent,
     ApiToken,
     UiSession,
+    TryDuration,
 ]

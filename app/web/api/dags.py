@@ -3,8 +3,7 @@ secrets; their routes and their OpenAPI paths. A DAG's runs are in runs.py."""
 
 from flask import Blueprint, jsonify
 
-from app.engine import catalog, dags, serialize
-from app.store.models import DagRun
+from app.engine import catalog, dags, runs, serialize
 from app.web.api.common import flag_arg, json_body, needs
 from app.web.api.openapi_parts import (
     DAG_ID,
@@ -53,8 +52,9 @@ def rotate_webhook_secret(dag_id):
 @blueprint.get("/dags")
 @needs("viewer")
 def list_dags():
+    last = runs.last_runs()
     items = [
-        serialize.dag(dag, version, _last_run(dag)) for dag, version in dags.current_versions()
+        serialize.dag(dag, version, last.get(dag.id)) for dag, version in dags.current_versions()
     ]
     return jsonify({"dags": items})
 
@@ -67,7 +67,7 @@ def get_dag(dag_id):
 
 
 def _last_run(dag):
-    return DagRun.select().where(DagRun.dag == dag).order_by(DagRun.id.desc()).first()
+    return runs.last_runs([dag.id]).get(dag.id)
 
 
 @blueprint.patch("/dags/<dag_id>")

@@ -1,12 +1,13 @@
 """/api/v1/functions: deploy, read, delete and invoke functions; their routes and their
 OpenAPI paths."""
 
+import peewee
 from flask import Blueprint, current_app, jsonify, request
 
 from app.domain import egress
 from app.domain.errors import Invalid
 from app.engine import catalog, functions, runs, serialize
-from app.store.models import FunctionVersion
+from app.store.models import Function, FunctionVersion
 from app.store.transitions import RUN_FINISHED
 from app.web.api.common import flag_arg, float_arg, json_body, needs
 from app.web.api.openapi_parts import (
@@ -43,20 +44,27 @@ def deploy_function():
 @blueprint.get("/functions")
 @needs("viewer")
 def list_functions():
-    rows = FunctionVersion.select().order_by(FunctionVersion.version.desc())
-    latest = {}
-    for version in rows:
-        latest.setdefault(version.function_id, version)
-    items = sorted(latest.values(), key=lambda v: v.function.name)
+    items = sorted(_latest_versions(), key=lambda v: v.function.name)
     return jsonify({"functions": [serialize.function_version(v) for v in items]})
+
+
+def _latest_versions() -> list[FunctionVersion]:
+    """Each function's newest version with its function: one query, one probe of the
+    (function, version) index per function."""
+    newest = FunctionVersion.alias("newest")
+    latest = newest.select(peewee.fn.MAX(newest.version)).where(
+        newest.function == FunctionVersion.function
+    )
+    query = FunctionVersion.select(FunctionVersion, Function).join(Function)
+    return list(query.where(FunctionVersion.version == latest))
 
 
 @blueprint.get("/functions/<name>")
 @needs("viewer")
 def get_function(name):
     fn = functions.get(name)
-    versions = list(fn.versions.order_by(FunctionVersion.version.desc()))
-    return jsonify(serialize.function(fn, versions))
+    versions = fn.versions.select(FunctionVersion, Function).join(Function)
+    return jsonify(serialize.function(fn, list(versions.order_by(FunctionVersion.version.desc()))))
 
 
 @blueprint.get("/functions/<name>/versions/<int:number>")
