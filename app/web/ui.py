@@ -229,32 +229,53 @@ def pause(dag_id):
 
 @ui.get("/dags/<dag_id>")
 def dag_page(dag_id):
+    """A DAG's facts and one tab of it (grid, graph, or spec and versions); each tab reads
+    only what it shows."""
     dag = dags.get(dag_id)
     current = dags.current_version(dag)
     tab = request.args.get("tab", "grid")
-    grid = ui_data.grid(dag, current.spec)
+    tab = tab if tab in DAG_TABS else "grid"
+    shown_runs = ui_data.window(dag)
     selected = int_arg("run", None, 1, 2**62)
-    shown = _version(dag, int_arg("version", None, 1, 2**31 - 1)) or current
-    graph_spec = current.spec
-    if selected:
-        run = runs.get(selected)
-        if run.dag_id != dag.id:
-            raise Invalid([{"field": "run", "message": f"run {selected} is not of {dag_id}"}])
-        graph_spec = run.dag_version.spec
-    versions = list(dag.versions.order_by(DagVersion.version.desc()))
-    row = next(r for r in ui_data.dag_rows() if r["dag_id"] == dag_id)
     return render_template(
         "dag.html",
         dag=dag,
-        row=row,
-        tab=tab if tab in ("grid", "graph", "code") else "grid",
-        grid=grid,
-        graph=ui_data.graph(graph_spec["tasks"]),
-        box=(ui_data.BOX_W, ui_data.BOX_H),
+        row=_dag_row(dag, current, shown_runs),
+        tab=tab,
         selected=selected,
-        shown=shown,
-        versions=versions,
+        **DAG_TABS[tab](dag, current, shown_runs, selected),
     )
+
+
+def _dag_row(dag, current, shown_runs) -> dict:
+    return ui_data.dag_row(dag, current, shown_runs[-1] if shown_runs else None)
+
+
+def _grid_tab(dag, current, shown_runs, selected) -> dict:
+    return {"grid": ui_data.grid(current, shown_runs)}
+
+
+def _graph_tab(dag, current, shown_runs, selected) -> dict:
+    """The graph of the selected run's version (default: the current one), coloured by it."""
+    spec = current.spec
+    if selected:
+        run = runs.get(selected)
+        if run.dag_id != dag.id:
+            raise Invalid([{"field": "run", "message": f"run {selected} is not of {dag.dag_id}"}])
+        spec = run.dag_version.spec
+    return {
+        "graph": ui_data.graph(spec["tasks"]),
+        "colours": ui_data.graph_runs(current, shown_runs, selected),
+        "box": (ui_data.BOX_W, ui_data.BOX_H),
+    }
+
+
+def _code_tab(dag, current, shown_runs, selected) -> dict:
+    shown = _version(dag, int_arg("version", None, 1, 2**31 - 1)) or current
+    return {"shown": shown, "versions": ui_data.dag_versions(dag)}
+
+
+DAG_TABS = {"grid": _grid_tab, "graph": _graph_tab, "code": _code_tab}
 
 
 def _version(dag, number):
@@ -265,9 +286,13 @@ def _version(dag, number):
 
 @ui.get("/ui/api/dags/<dag_id>/grid")
 def grid_json(dag_id):
+    """The DAG's row and what changed of its grid since the ``cursor`` its last answer
+    gave (ui_data.grid: everything without one). The grid and graph tabs poll it."""
     dag = dags.get(dag_id)
-    row = next(r for r in ui_data.dag_rows() if r["dag_id"] == dag_id)
-    return jsonify({"dag": row, **ui_data.grid(dag, dags.current_version(dag).spec)})
+    current = dags.current_version(dag)
+    shown_runs = ui_data.window(dag)
+    changed = ui_data.grid(current, shown_runs, request.args.get("cursor"))
+    return jsonify({"dag": _dag_row(dag, current, shown_runs), **changed})
 
 
 # Runs and task instances ------------------------------------------------------------------
@@ -393,7 +418,7 @@ def functions_page():
 @ui.get("/functions/<name>")
 def function_page(name):
     fn = functions.get(name)
-    versions = list(fn.versions.order_by(FunctionVersion.version.desc()))
+    versions = ui_data.function_versions(fn)
     number = int_arg("version", None, 1, 2**31 - 1) or versions[0].version
     shown = functions.get_version(name, number)
     form = {"name": name, "source": shown.source, "handler": shown.handler}

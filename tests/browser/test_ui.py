@@ -108,6 +108,24 @@ def test_a_square_shows_its_task_and_opens_its_log(page, brisa):
     assert "attachment" in download.headers["content-disposition"]
 
 
+def test_a_finished_run_that_changes_changes_on_the_open_grid(page, brisa):
+    body = {"conf": {"name": "Ada"}}  # as the runs the next tests take as the latest
+    run_id = api(brisa, "POST", "/dags/example_pipeline/runs", json=body)["run_id"]
+    wait_for_state(brisa.base, run_id)
+    sign_in(page, then="/dags/example_pipeline")
+    mark_page(page)
+    square = page.locator(f'#grid button.sq[data-run="{run_id}"][data-task="hello"]')
+    expect(square).to_have_class(SUCCESS)
+    # The grid's polls bring only what changed since their cursor: this run, once marked.
+    mark = f"/runs/{run_id}/tasks/hello/mark"
+    api(brisa, "POST", mark, json={"state": "failed"})
+    expect(square).to_have_class(re.compile(r"\bstate-failed\b"))
+    api(brisa, "POST", mark, json={"state": "success"})
+    expect(square).to_have_class(SUCCESS)
+    assert wait_for_state(brisa.base, run_id)["state"] == "success"
+    assert still_same_page(page)
+
+
 def test_a_running_tasks_log_follows_live_and_the_graph_colours_by_state(page, brisa):
     sign_in(page)
     run = api(brisa, "POST", "/dags/etl_demo/runs", json={})

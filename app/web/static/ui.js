@@ -198,7 +198,24 @@
     });
   }
 
-  // A DAG's grid ---------------------------------------------------------------------------
+  // A DAG's grid and graph poll what changed since their cursor, and merge it in --------
+  const cursorUrl = (base, cursor) => `${base}?cursor=${encodeURIComponent(cursor)}`;
+
+  function mergeGrid(held, fresh) {
+    // fresh: the runs and cells that changed, every run's id, the tasks if they changed.
+    const byId = new Map(held.runs.map((r) => [r.run_id, r]));
+    fresh.runs.forEach((r) => byId.set(r.run_id, r));
+    const cells = {};
+    fresh.run_ids.forEach((id) => (cells[id] = fresh.cells[id] || held.cells[id] || {}));
+    return {
+      run_ids: fresh.run_ids,
+      runs: fresh.run_ids.map((id) => byId.get(id)).filter(Boolean),
+      cells,
+      tasks: fresh.tasks || held.tasks,
+      cursor: fresh.cursor,
+    };
+  }
+
   const gridLayout = $("[data-grid-live]");
   if (gridLayout) {
     const root = $("#grid");
@@ -228,11 +245,21 @@
       root.innerHTML = `<table class="grid-table"><thead><tr><th class="grid-corner">${corner}</th>${head}</tr></thead><tbody>${rows}</tbody></table>`;
     }
 
-    function update() {
+    function paint(sq) {
+      const cell = (data.cells[sq.dataset.run] || {})[sq.dataset.task];
+      setState(sq, cell ? cell.state : "none");
+      sq.classList.toggle("selected", Boolean(selected && selected.run === sq.dataset.run && selected.task === sq.dataset.task));
+      sq.title = `${sq.dataset.task} · run ${sq.dataset.run} · ${human(cell && cell.state)}`;
+      sq.setAttribute("aria-label", sq.title);
+    }
+
+    function update(changed = null) {
+      // changed: the ids of the runs whose cells came; null repaints every square.
       const key = data.runs.map((r) => r.run_id).join(",") + "|" + data.tasks.join("\u0000");
       if (root.dataset.key !== key) {
         build();
         root.dataset.key = key;
+        changed = null;
       }
       const max = Math.max(0, ...data.runs.map(seconds));
       data.runs.forEach((run) => {
@@ -243,13 +270,8 @@
         bar.title = `run ${run.run_id} · ${run.run_type} · ${run.state}\n${run.logical_date}` +
           (run.duration ? ` · ${run.duration}` : "");
       });
-      $$("button.sq", root).forEach((sq) => {
-        const cell = (data.cells[sq.dataset.run] || {})[sq.dataset.task];
-        setState(sq, cell ? cell.state : "none");
-        sq.classList.toggle("selected", Boolean(selected && selected.run === sq.dataset.run && selected.task === sq.dataset.task));
-        sq.title = `${sq.dataset.task} · run ${sq.dataset.run} · ${human(cell && cell.state)}`;
-        sq.setAttribute("aria-label", sq.title);
-      });
+      const squares = changed ? changed.flatMap((id) => $$(`button.sq[data-run="${id}"]`, root)) : $$("button.sq", root);
+      squares.forEach(paint);
       showDetails();
     }
 
@@ -290,9 +312,11 @@
     });
 
     update();
-    poll(gridLayout.dataset.gridLive, (fresh) => {
-      data = fresh;
-      update();
+    const base = gridLayout.dataset.gridLive;
+    const poller = poll(cursorUrl(base, data.cursor), (fresh) => {
+      data = mergeGrid(data, fresh);
+      poller.url = cursorUrl(base, data.cursor);
+      update(Object.keys(fresh.cells));
       $$("[data-field]").forEach((el) => {
         const value = fresh.dag[el.dataset.field];
         if (value !== undefined) el.textContent = value || "—";
@@ -306,19 +330,24 @@
   if (graphCard) {
     let runId = graphCard.dataset.selected || null;
     const svg = $("#graph");
+    const base = graphCard.dataset.graphLive;
     svg.addEventListener("click", (event) => {
       const node = event.target.closest(".node");
       if (node && runId) location.href = logUrl(runId, node.dataset.task);
     });
-    poll(graphCard.dataset.graphLive, (data) => {
-      if (!graphCard.dataset.selected && data.runs.length) runId = String(data.runs[data.runs.length - 1].run_id);
-      const cells = data.cells[runId] || {};
-      $$(".node", svg).forEach((node) => {
-        const state = (cells[node.dataset.task] || {}).state || "none";
-        node.setAttribute("class", `node state-${state}`);
-        $("[data-node-state]", node).textContent = human(state);
-        $("title", node).textContent = `${node.dataset.task} (${human(state)})`;
-      });
+    // The page shows its run's colours; a poll brings that run's cells only if they changed.
+    const poller = poll(cursorUrl(base, graphCard.dataset.cursor), (data) => {
+      poller.url = cursorUrl(base, data.cursor);
+      if (!graphCard.dataset.selected && data.run_ids.length) runId = String(data.run_ids[data.run_ids.length - 1]);
+      const cells = data.cells[runId];
+      if (cells) {
+        $$(".node", svg).forEach((node) => {
+          const state = (cells[node.dataset.task] || {}).state || "none";
+          node.setAttribute("class", `node state-${state}`);
+          $("[data-node-state]", node).textContent = human(state);
+          $("title", node).textContent = `${node.dataset.task} (${human(state)})`;
+        });
+      }
       const link = $("[data-graph-run]");
       if (link && runId) {
         link.href = runUrl(runId);
