@@ -257,11 +257,14 @@ def _distinct_upstream_states(run_id: int, ti: TaskInstance, known: dict) -> lis
     return sorted(read | {known[u] for u in ti.upstream if u in known})
 
 
-# The upstream list is the task's JSON column, expanded by the database itself.
+# The upstream list is the task's JSON column, expanded by the database itself, once: an
+# array on Postgres (an IN over the set-returning function was planned as a nested loop
+# expanding the list once per row of the run, before the table had statistics), an
+# uncorrelated IN on SQLite (a temporary index, built once); then the (run_id, task_id) index.
 _DISTINCT_UPSTREAM_SQL = {
     "postgres": (
-        "SELECT DISTINCT state FROM task_instance WHERE run_id = %s AND task_id IN"
-        " (SELECT json_array_elements_text(upstream::json) FROM task_instance WHERE id = %s)"
+        "SELECT DISTINCT state FROM task_instance WHERE run_id = %s AND task_id = ANY(ARRAY("
+        "SELECT json_array_elements_text(upstream::json) FROM task_instance WHERE id = %s))"
     ),
     "sqlite": (
         "SELECT DISTINCT state FROM task_instance WHERE run_id = ? AND task_id IN"
