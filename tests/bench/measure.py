@@ -1,10 +1,12 @@
-"""Small measuring helpers: percentiles, and the resident memory of a process and its
-descendants, read from /proc."""
+"""Small measuring helpers: percentiles, and the resident memory and CPU time of a process
+and its descendants, read from /proc."""
 
+import os
 import statistics
 from pathlib import Path
 
 PROC = Path("/proc")
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -91,3 +93,53 @@ def process_tree_memory(pid: int) -> dict:
         "total_pss_mb": round(own["pss_mb"] + sum(c["pss_mb"] for c in children), 1),
         "children": children,
     }
+
+
+def _cpu_ticks(pid: int) -> tuple[int, int]:
+    """(utime + stime, cutime + cstime) of /proc/<pid>/stat: the process's own CPU (every
+    thread's), and that of the children it reaped (with theirs, recursively)."""
+    fields = (PROC / str(pid) / "stat").read_text().rpartition(")")[2].split()
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    return utime + stime, cutime + cstime
+
+
+def process_tree_cpu_s(pid: int) -> dict:
+    """CPU seconds used so far by the process (``own_s``) and by every process below it,
+    living or reaped by a living one (``children_s``): a try's child, which the fork server
+    reaps, counts there once it exited. A process that exited meanwhile is skipped."""
+    own, reaped = _cpu_ticks(pid)
+    below = 0
+    for child, _depth in descendants(pid):
+        try:
+            below += sum(_cpu_ticks(child))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return {"own_s": own / CLOCK_TICKS_PER_S, "children_s": (reaped + below) / CLOCK_TICKS_PER_S}
+
+
+class CpuMeter:
+    """Sums the CPU the process trees of ``pids`` use while inside ``with meter:`` blocks."""
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+        self.own_s = self.children_s = 0.0
+        self._started: list[dict] = []
+
+    def __enter__(self) -> "CpuMeter":
+        self._started = [process_tree_cpu_s(pid) for pid in self.pids]
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for pid, started in zip(self.pids, self._started, strict=True):
+            now = process_tree_cpu_s(pid)
+            self.own_s += now["own_s"] - started["own_s"]
+            self.children_s += now["children_s"] - started["children_s"]
+
+    def per_task_ms(self, tasks: int) -> dict:
+        """The CPU per task in ms: the worker processes', their children's, and both."""
+        own, children = 1000 * self.own_s / tasks, 1000 * self.children_s / tasks
+        return {
+            "worker_ms": round(own, 2),
+            "children_ms": round(children, 2),
+            "total_ms": round(own + children, 2),
+        }

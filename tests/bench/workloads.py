@@ -1,10 +1,12 @@
 """Brisa's benchmarks, each against a running Procfile system (tests/system.py).
 
 They drive it over HTTP as a user would, and read task timings straight from its database
-(microseconds, where the API shows milliseconds): this process is bound to the system's
-database and queues (``bound_to``). The tick is timed in this process, as the clock runs it.
+(microseconds, where the API shows milliseconds) or from the functions' own results: this
+process is bound to the system's database and queues (``bound_to``). The tick is timed in
+this process, as the clock runs it.
 """
 
+import collections
 import contextlib
 import hashlib
 import json
@@ -12,10 +14,11 @@ import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 import peewee
+import psycopg2
 import requests
 
 from app import broker
@@ -31,16 +34,24 @@ from tests.conftest import wait_for_run
 from tests.system import AUTH, github_headers
 
 NOOP = "def handler(event, context):\n    return None\n"
-FIB = """
+# Each chain task notes the time at its first line and just before it returns: the bench
+# measures a hand-off from one function's return to the next one's first line.
+CHAIN_STEP = """
+import time
+
+
 def fib(n):
     return n if n < 2 else fib(n - 1) + fib(n - 2)
 
 
 def handler(event, context):
-    return fib(10) + sum(event["upstream"].values())
+    first_line = time.time()
+    total = fib(10) + sum(result["total"] for result in event["upstream"].values())
+    return {"total": total, "first_line": first_line, "returned": time.time()}
 """
-FUNCTIONS = {"noop": NOOP, "fib": FIB}
+FUNCTIONS = {"noop": NOOP, "chain_step": CHAIN_STEP}
 RUN_TIMEOUT_S = 600
+QUIET_POLL_S = 0.05
 
 
 @contextlib.contextmanager
@@ -80,15 +91,28 @@ def put_dag(base: str, spec: dict) -> dict:
     return answer.json()
 
 
-def run_to_success(base: str, dag_id: str) -> tuple[DagRun, float]:
-    """Trigger a run and wait for it: the run, and seconds from the trigger to its success
-    (as the database recorded it: polling does not blur it)."""
+def trigger(base: str, dag_id: str) -> tuple[int, datetime]:
+    """A manual run of ``dag_id``: its id, and the time just before it was asked for."""
     triggered = utcnow()
     answer = requests.post(f"{base}/api/v1/dags/{dag_id}/runs", json={}, headers=AUTH, timeout=60)
     assert answer.status_code == 201, answer.text
-    run = wait_for_run(answer.json()["run_id"], timeout=RUN_TIMEOUT_S)
-    assert run.state == "success", f"{dag_id} run {run.id}: {run.state}"
+    return answer.json()["run_id"], triggered
+
+
+def succeeded(run_id: int, triggered: datetime) -> tuple[DagRun, float]:
+    """The finished run, and seconds from its trigger to its success (as the database
+    recorded it: polling does not blur it)."""
+    with db.db.connection_context():
+        run = DagRun.get_by_id(run_id)
+    assert run.state == "success", f"{run.dag_id} run {run.id}: {run.state}"
     return run, (run.finished_at - triggered).total_seconds()
+
+
+def run_to_success(base: str, dag_id: str) -> tuple[DagRun, float]:
+    """Trigger a run and wait for it: the run, and seconds from the trigger to its success."""
+    run_id, triggered = trigger(base, dag_id)
+    wait_for_run(run_id, timeout=RUN_TIMEOUT_S)
+    return succeeded(run_id, triggered)
 
 
 def task_instances(run: DagRun) -> dict[str, TaskInstance]:
@@ -106,29 +130,40 @@ def finished_tasks() -> int:
 
 def chain_spec(length: int) -> dict:
     tasks = [
-        {"task_id": f"t{i:02d}", "function": "fib", "upstream": [f"t{i - 1:02d}"] if i else []}
+        {
+            "task_id": f"t{i:02d}",
+            "function": "chain_step",
+            "upstream": [f"t{i - 1:02d}"] if i else [],
+        }
         for i in range(length)
     ]
     return {"dag_id": f"chain{length}", "tasks": tasks}
 
 
 def handoffs_s(tasks: dict[str, TaskInstance]) -> list[float]:
-    """From each task's end to its successor's start."""
-    ordered = [tasks[task_id] for task_id in sorted(tasks)]
-    return [(b.started_at - a.finished_at).total_seconds() for a, b in pairwise(ordered)]
+    """From each function's return to its successor's first line (their own clocks)."""
+    ordered = [tasks[task_id].result for task_id in sorted(tasks)]
+    return [b["first_line"] - a["returned"] for a, b in pairwise(ordered)]
+
+
+def in_function_s(tasks: dict[str, TaskInstance]) -> list[float]:
+    return [ti.result["returned"] - ti.result["first_line"] for ti in tasks.values()]
 
 
 def chain(base: str, length: int, runs: int) -> dict:
-    """A chain of ``length`` tasks, each computing fib(10) and adding its upstream's result:
-    trigger to success (the median of ``runs``), and every hand-off of every run."""
+    """A chain of ``length`` tasks, each computing fib(10) and adding its upstream's sum:
+    trigger to success (the median of ``runs``), and every hand-off of every run (one
+    function's return to the next one's first line: the finishing try's commits, the queue,
+    the next try's claim and its process; the function's own work is not in it)."""
     spec = chain_spec(length)
     put_dag(base, spec)
-    walls, gaps = [], []
+    walls, gaps, inside = [], [], []
     for _ in range(runs):
         run, wall = run_to_success(base, spec["dag_id"])
         tasks = task_instances(run)
         walls.append(wall)
         gaps += handoffs_s(tasks)
+        inside += in_function_s(tasks)
     return {
         "tasks": length,
         "runs": runs,
@@ -136,7 +171,8 @@ def chain(base: str, length: int, runs: int) -> dict:
         "wall_best_s": round(min(walls), 4),
         "handoff_p50_ms": round(statistics.median(gaps) * 1000, 2),
         "handoff_p95_ms": round(percentile(gaps, 95) * 1000, 2),
-        "result": tasks[max(tasks)].result,
+        "in_function_p50_ms": round(statistics.median(inside) * 1000, 2),
+        "result": tasks[max(tasks)].result["total"],
     }
 
 
@@ -169,6 +205,37 @@ def fanout_summary(width: int, rates: list[float]) -> dict:
     }
 
 
+def fanouts_quietly(base: str, width: int, runs: int, database_url: str) -> tuple[list, int]:
+    """``runs`` runs of the fan-out DAG one after the other, each waited for on one plain
+    connection (each poll one statement and one commit of the bench's own, nothing else):
+    the (run id, trigger time) of each, for ``fanout_rates``, and the polls made."""
+    started, polls = [], 0
+    with contextlib.closing(psycopg2.connect(database_url)) as connection:
+        connection.autocommit = True
+        for _ in range(runs):
+            started.append(trigger(base, f"fanout{width}"))
+            polls += wait_quietly(connection, started[-1][0])
+    return started, polls
+
+
+def wait_quietly(connection, run_id: int) -> int:
+    """Poll the run's state until it ended: the polls made."""
+    deadline, polls = time.monotonic() + RUN_TIMEOUT_S, 0
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT state FROM dag_run WHERE id = %s", (run_id,))
+            polls += 1
+            if cursor.fetchone()[0] in RUN_FINISHED:
+                return polls
+            time.sleep(QUIET_POLL_S)
+    raise AssertionError(f"run {run_id} did not finish in {RUN_TIMEOUT_S} s")
+
+
+def fanout_rates(width: int, started: list) -> list[float]:
+    """The tasks per second of each fan-out run of ``fanouts_quietly``."""
+    return [(width + 2) / succeeded(*run)[1] for run in started]
+
+
 def run_tasks(base: str, at_least: int, width: int, deadline: float) -> list[float]:
     """Fan-outs of ``width`` until ``at_least`` more tasks have finished, or until the next
     one would likely end past the monotonic ``deadline``: the rate of each."""
@@ -182,12 +249,19 @@ def run_tasks(base: str, at_least: int, width: int, deadline: float) -> list[flo
 # invoke ---------------------------------------------------------------------------------
 
 
-def invoke_once(client: requests.Session, base: str) -> float:
+def invoke_once(client: requests.Session, base: str, wait_s: int = 5) -> float:
     started = time.perf_counter()
-    answer = client.post(f"{base}/api/v1/functions/noop/invoke?wait=5", json={}, timeout=30)
+    url = f"{base}/api/v1/functions/noop/invoke?wait={wait_s}"
+    answer = client.post(url, json={}, timeout=wait_s + 25)
     took = time.perf_counter() - started
     assert answer.status_code == 200 and answer.json()["state"] == "success", answer.text
     return took
+
+
+def until_served(base: str) -> None:
+    """One invoke, waited for patiently: a worker just started is up and warm after it."""
+    with session() as client:
+        invoke_once(client, base, wait_s=60)
 
 
 def invoke_sequential(base: str, calls: int) -> dict:
@@ -251,21 +325,21 @@ def deliver_all(url: str, secret: str, deliveries: int, clients: int) -> tuple[l
         return answers, time.perf_counter() - started
 
 
-def webhook_runs(dag_id: str) -> dict[str, str]:
-    """The DAG's webhook runs: delivery id -> state."""
+def webhook_runs(dag_id: str) -> list[tuple[str, str]]:
+    """The DAG's webhook runs: (delivery id, state) of each."""
     with db.db.connection_context():
         dag = Dag.get(Dag.dag_id == dag_id)
         rows = DagRun.select(DagRun.idempotency_key, DagRun.state).where(
             (DagRun.dag == dag) & (DagRun.run_type == "webhook")
         )
         prefix = f"webhook:{dag.id}:"
-        return {row.idempotency_key.removeprefix(prefix): row.state for row in rows}
+        return [(row.idempotency_key.removeprefix(prefix), row.state) for row in rows]
 
 
-def wait_until_all_finished(dag_id: str) -> dict[str, str]:
+def wait_until_all_finished(dag_id: str) -> list[tuple[str, str]]:
     deadline = time.monotonic() + RUN_TIMEOUT_S
     runs = webhook_runs(dag_id)
-    while not set(runs.values()) <= RUN_FINISHED:
+    while not {state for _, state in runs} <= RUN_FINISHED:
         assert time.monotonic() < deadline, "webhook runs did not finish"
         time.sleep(0.2)
         runs = webhook_runs(dag_id)
@@ -274,20 +348,22 @@ def wait_until_all_finished(dag_id: str) -> dict[str, str]:
 
 def webhooks(base: str, deliveries: int, clients: int) -> dict:
     """Signed deliveries to /hooks/{dag_id} from ``clients`` at once: accepted per second;
-    then every accepted delivery must have exactly its run, and every run must succeed."""
+    then every accepted delivery must have exactly one run, and every run must succeed."""
     secret = create_hooked_dag(base)
     answers, wall = deliver_all(f"{base}/hooks/hooked", secret, deliveries, clients)
     accepted = {delivery for delivery, status in answers if status == 202}
     runs = wait_until_all_finished("hooked")
+    per_delivery = collections.Counter(delivery for delivery, _ in runs)
     return {
         "deliveries": deliveries,
         "clients": clients,
         "accepted": len(accepted),
         "accepted_per_s": round(len(accepted) / wall, 1),
         "runs": len(runs),
-        "lost": len(accepted - set(runs)),
-        "unanswered_runs": len(set(runs) - accepted),
-        "succeeded": sum(state == "success" for state in runs.values()),
+        "lost": len(accepted - set(per_delivery)),
+        "duplicated": sum(count - 1 for count in per_delivery.values()),
+        "unanswered_runs": len(set(per_delivery) - accepted),
+        "succeeded": sum(state == "success" for _, state in runs),
     }
 
 

@@ -1,11 +1,13 @@
 """A tiny run of every benchmark on each backend, so `make bench` cannot rot. Its figures are
-checked for sense (counts match, every accepted webhook has its run), never for speed: speed
-is measured by `make bench`, not asserted in tests."""
+checked for sense (counts match, every accepted webhook has exactly one run, the scale-out
+ran on one worker process and then on two, the database counted statements), never for
+speed: speed is measured by `make bench`, not asserted in tests."""
 
 import pytest
 
+from tests.bench import history
 from tests.bench.suite import run_backend
-from tests.bench.targets import TARGETS
+from tests.bench.targets import HISTORY_READS, targets_for
 
 FIB_10 = 55
 
@@ -14,7 +16,10 @@ def check_chain(figures: dict, sizes: dict) -> None:
     chain, raw = figures["chain40"], figures["raw_huey"]["chain"]
     assert chain["tasks"] == raw["tasks"] == sizes["chain"]
     assert chain["result"] == raw["total"] == FIB_10 * sizes["chain"]  # each passed its sum on
-    assert 0 <= chain["handoff_p50_ms"] <= chain["handoff_p95_ms"] < chain["wall_s"] * 1000
+    # a hand-off is from a function's return to the next one's first line: within the run
+    assert 0 < chain["handoff_p50_ms"] <= chain["handoff_p95_ms"] < chain["wall_s"] * 1000
+    assert 0 < chain["in_function_p50_ms"] < chain["wall_s"] * 1000
+    assert 0 < raw["handoff_p50_ms"] <= raw["handoff_p95_ms"] < raw["wall_s"] * 1000
     assert chain["vs_raw_huey"] > 0
 
 
@@ -24,6 +29,32 @@ def check_fanout(figures: dict, sizes: dict) -> None:
     assert 0 < fanout["tasks_per_s"] <= fanout["tasks_per_s_best"]
     assert raw["tasks"] == sizes["raw_tasks"] and raw["tasks_per_s"] > 0
     assert fanout["share_of_raw_huey"] > 0
+    cpu = fanout["cpu_per_try"]
+    assert cpu["worker_ms"] > 0 and cpu["total_ms"] == pytest.approx(
+        cpu["worker_ms"] + cpu["children_ms"], abs=0.011
+    )
+
+
+def check_scaleout(figures: dict, sizes: dict) -> None:
+    """Postgres only: a fan-out on one worker process and on two, with the database's
+    counters (in a quick run the commits are rough: it does not wait for them)."""
+    scale = figures["scaleout"]
+    for key, processes in (("one", 1), ("two", 2)):
+        counted = scale[key]
+        assert counted["worker_processes"] == processes
+        assert counted["runs"] == sizes["scaleout_runs"]
+        assert counted["tasks"] == sizes["fanout"] + 2
+        assert counted["statements_per_task"] >= 5  # a claim, an outcome, a successor...
+        assert counted["commits_per_task"] >= 2
+        assert counted["wal_bytes_per_task"] > 0 and counted["cpu_per_task"]["total_ms"] > 0
+    assert scale["ratio"] > 0
+
+
+def check_history(figures: dict, sizes: dict) -> None:
+    reads = figures["history50k"]
+    assert reads["runs_kept"] == history.QUICK_RUNS
+    for key, _, _ in HISTORY_READS:
+        assert reads[key]["p50_ms"] > 0 and reads[key]["statements"] >= 1
 
 
 def check_invoke(figures: dict, sizes: dict) -> None:
@@ -39,7 +70,7 @@ def check_webhooks(figures: dict, sizes: dict) -> None:
     hooks = figures["webhooks"]
     assert hooks["deliveries"] == hooks["accepted"] == sizes["webhooks"]
     assert hooks["runs"] == hooks["succeeded"] == hooks["accepted"]
-    assert hooks["lost"] == hooks["unanswered_runs"] == 0
+    assert hooks["lost"] == hooks["duplicated"] == hooks["unanswered_runs"] == 0
     assert hooks["accepted_per_s"] > 0
 
 
@@ -64,8 +95,10 @@ def check_memory(figures: dict, sizes: dict) -> None:
 def test_every_benchmark_runs_and_reports_sane_figures(backend):
     result = run_backend(backend, quick=True)
     figures, sizes = result["figures"], result["sizes"]
-    for check in (check_chain, check_fanout, check_invoke, check_webhooks, check_tick):
+    checks = [check_chain, check_fanout, check_invoke, check_webhooks, check_tick, check_history]
+    for check in checks + ([check_scaleout] if backend == "postgres" else []):
         check(figures, sizes)
     check_memory(figures, sizes)
-    assert len(result["targets"]) == len(TARGETS)
+    assert ("scaleout" in figures) is (backend == "postgres")
+    assert len(result["targets"]) == len(targets_for(backend))
     assert all(row["met"] is None for row in result["targets"]), "a quick run judges nothing"
