@@ -463,7 +463,8 @@ VARIABLES: tuple[Variable, ...] = (
         "invoke_poll_s",
         0.02,
         "seconds",
-        "the longest pause between two looks at the run an `invoke?wait=` waits for",
+        "without Redis, the longest pause between two looks at the run an `invoke?wait=` waits for "
+        "(with Redis, the run's end notice wakes it)",
         float,
     ),
     Variable(
